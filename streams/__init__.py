@@ -1,0 +1,1 @@
+"""The contract at the edge: settings, topics, envelope decoding, DLQ routing, producers."""

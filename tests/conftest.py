@@ -1,0 +1,27 @@
+"""Shared helpers: where the shared data lives, and CI's no-silent-skip rule."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip locally when something optional is missing; in CI a missing piece fails."""
+    if condition:
+        return
+    if in_ci():
+        pytest.fail(f"required in CI: {why}")
+    pytest.skip(why)
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("KPI_SHARED_DIR", REPO.parent / "shared"))

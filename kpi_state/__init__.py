@@ -1,0 +1,1 @@
+"""Pure KPI logic: event-time buckets, windows, aggregates. No I/O, no Faust."""

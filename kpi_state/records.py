@@ -1,0 +1,56 @@
+"""The KPI value record of contract section 4, and how its compacted key is spelled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class KpiValue(msgspec.Struct, omit_defaults=False):
+    """One KPI for one scope and window, as published on kpi.values, HTTP and Redis."""
+
+    kpi: str
+    scope: str
+    window: str
+    window_start: str | None
+    window_end: str | None
+    value: float | None
+    numerator: float | None
+    denominator: float | None
+    unit: str
+    status: str
+    dims: dict[str, str]
+    updated_at: str
+
+    @property
+    def key(self) -> str:
+        """`{kpi}|{scope}|{window}|{window_start}`, dims appended as `|name=value`."""
+        return record_key(self.kpi, self.scope, self.window, self.window_start, self.dims)
+
+
+def record_key(
+    kpi: str, scope: str, window: str, window_start: str | None, dims: dict[str, str]
+) -> str:
+    # Rolling windows and `all` have one key each, so their start part is empty.
+    key = f"{kpi}|{scope}|{window}|{window_start or ''}"
+    for name in sorted(dims):
+        key += f"|{name}={dims[name]}"
+    return key
+
+
+def scope_kind_and_id(scope: str) -> tuple[str, str]:
+    """`rep:r-17` → (`rep`, `r-17`); `global` → (`global`, `global`)."""
+    kind, _, ident = scope.partition(":")
+    return kind, ident or kind
+
+
+_json = msgspec.json.Encoder()
+
+
+def to_json(record: KpiValue) -> bytes:
+    return _json.encode(record)
+
+
+def as_dict(record: KpiValue) -> dict[str, Any]:
+    return msgspec.to_builtins(record)

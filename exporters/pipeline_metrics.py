@@ -1,0 +1,74 @@
+"""The pipeline's own health metrics, created against an injected registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class PipelineMetrics:
+    """Counters and gauges the agents update; one instance per app, never global."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events_in = Counter(
+            "kpi_pipeline_events_in",
+            "Records read from the input topics",
+            ["topic"],
+            registry=registry,
+        )
+        self.events_applied = Counter(
+            "kpi_pipeline_events_applied",
+            "Valid events applied to KPI state",
+            ["type"],
+            registry=registry,
+        )
+        self.events_rejected = Counter(
+            "kpi_pipeline_events_rejected",
+            "Records sent to the dead-letter topic, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "kpi_pipeline_duplicates",
+            "Events dropped because the same event_id and payload was already applied",
+            registry=registry,
+        )
+        self.replayed = Counter(
+            "kpi_pipeline_replayed_skipped",
+            "Records at or below an offset already applied (re-read after a restart)",
+            registry=registry,
+        )
+        self.late = Counter(
+            "kpi_pipeline_late_events",
+            "Events rejected as too late for their partition's stream time",
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "kpi_pipeline_consumer_lag_records",
+            "Records behind the end of each assigned input partition",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.flush_duration = Histogram(
+            "kpi_pipeline_flush_duration_seconds",
+            "Time to publish one flush of changed KPIs",
+            ["sink"],
+            registry=registry,
+        )
+        self.records_published = Counter(
+            "kpi_pipeline_kpi_records_published",
+            "KPI value records written, by sink",
+            ["sink"],
+            registry=registry,
+        )
+        self.sink_errors = Counter(
+            "kpi_pipeline_sink_errors",
+            "Failed writes to an output, by sink",
+            ["sink"],
+            registry=registry,
+        )
+        self.series_folded = Counter(
+            "kpi_pipeline_series_folded",
+            "KPI series exposed under scope id `other` because a KPI passed its series limit",
+            ["kpi"],
+            registry=registry,
+        )

@@ -1,0 +1,1 @@
+"""The Faust app factory, thin agents, the command line and embedded servers."""

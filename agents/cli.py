@@ -1,0 +1,163 @@
+"""The `kpi-pipeline` command: worker, simulate, demo, kpis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from streams.settings import Settings, describe_settings_error
+
+cli = typer.Typer(
+    help="Streaming sales-KPI pipeline. Settings come from flags and KPI_* environment variables.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, flags winning; a bad one exits with its name."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        err_console.print("[bold red]invalid settings:[/]\n" + describe_settings_error(exc))
+        raise typer.Exit(2) from None
+
+
+BrokerOpt = typer.Option(None, "--broker", help="kafka://HOST:PORT (env KPI_BROKER_URL)")
+RedisOpt = typer.Option(None, "--redis", help="redis://HOST:PORT/DB (env KPI_REDIS_URL)")
+
+
+@cli.command()
+def worker(
+    broker: Optional[str] = BrokerOpt,
+    redis: Optional[str] = RedisOpt,
+    web_port: Optional[int] = typer.Option(None, "--web-port", help="HTTP port (env KPI_WEB_PORT)"),
+    reps_file: Optional[Path] = typer.Option(
+        None, "--reps-file", help="CSV with rep_id,team_id,region_id (env KPI_REPS_FILE)"
+    ),
+    loglevel: str = typer.Option("info", "--loglevel"),
+) -> None:
+    """Run one Faust worker (several form a consumer group)."""
+    settings = load_settings(
+        broker_url=broker, redis_url=redis, web_port=web_port, reps_file=reps_file
+    )
+    run_worker(settings, loglevel)
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    import faust
+
+    from agents.app import create_app
+    from streams.reps import RepsFileError
+    from streams.topics import ensure_topics
+
+    try:
+        partitions = asyncio.run(asyncio.wait_for(ensure_topics(settings), 30))
+    except Exception as exc:  # noqa: BLE001 - turn any connection failure into advice
+        err_console.print(
+            f"[bold red]cannot reach the broker at {settings.broker_url}[/] ({type(exc).__name__}).\n"
+            "Start Kafka there, point KPI_BROKER_URL at yours, or try `kpi-pipeline demo`."
+        )
+        raise typer.Exit(1) from None
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    try:
+        app, _ = create_app(settings, input_partitions=partitions)
+    except RepsFileError as exc:
+        err_console.print(f"[bold red]reps file refused[/]: {exc}")
+        raise typer.Exit(2) from None
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+@cli.command()
+def simulate(
+    rate: float = typer.Option(200.0, "--rate", min=1, help="events per second (wall clock)"),
+    duration: Optional[float] = typer.Option(None, "--duration", min=0, help="stop after S seconds"),
+    seed: int = typer.Option(7, "--seed"),
+    scenario: str = typer.Option("steady", "--scenario"),
+    bad_ratio: float = typer.Option(0.0, "--bad-ratio", min=0, max=1),
+    count: Optional[int] = typer.Option(None, "--count", min=1, help="stop after N events"),
+    broker: Optional[str] = BrokerOpt,
+) -> None:
+    """Produce realistic CRM and billing events."""
+    from streams.simulate_run import run_simulation
+    from streams.simulator import SCENARIOS
+
+    if scenario not in SCENARIOS:
+        err_console.print(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
+        raise typer.Exit(2)
+    settings = load_settings(broker_url=broker)
+    sent = asyncio.run(
+        run_simulation(
+            settings, rate=rate, duration=duration, seed=seed, scenario=scenario,
+            bad_ratio=bad_ratio, count=count,
+        )
+    )
+    console.print(f"sent {sent} events")
+
+
+@cli.command()
+def kpis(
+    scope: Optional[str] = typer.Option(None, "--scope", help="e.g. rep:r-01, team:t-1, global"),
+    window: Optional[str] = typer.Option(None, "--window", help="day, week, month, quarter, year, all"),
+    kpi: Optional[str] = typer.Option(None, "--kpi"),
+    url: str = typer.Option("http://127.0.0.1:6066", "--url", help="a worker's web address"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON records"),
+) -> None:
+    """Print current KPI values from a running worker."""
+    from exporters.board import board_table
+
+    records = fetch_kpis(url, scope=scope, window=window or ("day" if not as_json else None), kpi=kpi)
+    if records is None:
+        err_console.print(f"no worker answers at {url}; start one with `kpi-pipeline worker`.")
+        raise typer.Exit(1)
+    if as_json:
+        console.print_json(json.dumps(records))
+    else:
+        console.print(board_table(records, title=f"KPIs ({window or 'day'})"))
+
+
+def fetch_kpis(url: str, **params: Optional[str]) -> list[dict[str, Any]] | None:
+    import urllib.parse
+    import urllib.request
+
+    query = urllib.parse.urlencode({k: v for k, v in params.items() if v})
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/kpis?{query}", timeout=3) as response:
+            return json.loads(response.read())
+    except (OSError, ValueError):
+        return None
+
+
+@cli.command()
+def demo(
+    duration: Optional[float] = typer.Option(None, "--duration", min=1, help="stop after S seconds"),
+    rate: float = typer.Option(300.0, "--rate", min=1, help="simulated events per second"),
+    seed: int = typer.Option(7, "--seed"),
+    scenario: str = typer.Option("steady", "--scenario"),
+) -> None:
+    """Embedded broker and Redis (unless configured), simulator, worker and the live board."""
+    from agents.demo import run_demo
+
+    code = run_demo(duration=duration, rate=rate, seed=seed, scenario=scenario, console=console)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

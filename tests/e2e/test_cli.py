@@ -1,0 +1,68 @@
+"""The command line as a user meets it: the demo end to end, and mistakes that say what to do."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from agents.embedded import port_open
+
+pytestmark = pytest.mark.e2e
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    clean.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "agents.cli", *args],
+        env=clean, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_demo_shows_kpis_and_leaves_nothing_behind(tmp_path):
+    result = run("demo", "--duration", "20", env={"COLUMNS": "200"}, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    # Values for simulated reps, their teams and the company.
+    assert re.search(r"rep:r-\d+\s*│\s*\d+", out), out[-3000:]
+    assert "global" in out and "calls" in out
+    # The embedded servers it announced are gone.
+    ports = re.findall(r"on 127\.0\.0\.1:(\d+)", out)
+    assert len(ports) == 2, out[:2000]
+    for port in ports:
+        assert not port_open("127.0.0.1", int(port)), f"port {port} still open after the demo"
+
+
+def test_bad_setting_is_named_with_advice():
+    result = run("worker", env={"KPI_WEB_PORT": "not-a-port"})
+    assert result.returncode == 2
+    assert "KPI_WEB_PORT" in result.stderr
+
+
+def test_unreachable_broker_says_what_to_do():
+    result = run("worker", "--broker", "kafka://127.0.0.1:1")
+    assert result.returncode == 1
+    assert "cannot reach the broker" in result.stderr
+    assert "KPI_BROKER_URL" in result.stderr
+
+
+def test_unknown_scenario_lists_the_valid_ones():
+    result = run("simulate", "--scenario", "boom")
+    assert result.returncode == 2
+    assert "steady" in result.stderr and "slump" in result.stderr
+
+
+def test_kpis_without_a_worker_says_how_to_start_one():
+    result = run("kpis", "--url", "http://127.0.0.1:1")
+    assert result.returncode == 1
+    assert "kpi-pipeline worker" in result.stderr
+
+
+def test_unknown_command_prints_usage():
+    result = run("frobnicate")
+    assert result.returncode != 0
+    assert "Usage" in result.stderr or "Usage" in result.stdout

@@ -109,6 +109,50 @@ def simulate(
 
 
 @cli.command()
+def replay(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="the export to replay"),
+    fmt: str = typer.Option(..., "--format", help="opportunities-csv or jsonl"),
+    reps: Optional[Path] = typer.Option(
+        None, "--reps", exists=True, dir_okay=False,
+        help="rep → manager (team) → office (region) CSV, e.g. sales_teams.csv",
+    ),
+    products: Optional[Path] = typer.Option(
+        None, "--products", exists=True, dir_okay=False,
+        help="product catalogue CSV (product,sales_price): canonical names, expected amounts",
+    ),
+    currency: str = typer.Option("USD", "--currency", help="currency of the export's amounts"),
+    timezone: str = typer.Option("UTC", "--timezone", help="time zone of the export's dates"),
+    id_prefix: str = typer.Option("", "--id-prefix", help="prefix for opportunity/account ids"),
+    stage_map: Optional[str] = typer.Option(
+        None, "--stage-map",
+        help="file stage=pipeline stage pairs, e.g. 'Prospecting=prospecting,Engaging=qualified,Won=won,Lost=lost'",
+    ),
+    date_format: list[str] = typer.Option(["%Y-%m-%d"], "--date-format", help="strptime format(s)"),
+    col: list[str] = typer.Option(
+        [], "--col",
+        help="column mapping FIELD=COLUMN; fields: opportunity_id, sales_agent, deal_stage, product, "
+        "account, engage_date, close_date, close_value (COLUMN '-' = absent)",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="convert and report, send nothing"),
+    skipped_report: Optional[Path] = typer.Option(
+        None, "--skipped-report", help="write the skipped rows (row, id, reason) to this CSV"
+    ),
+    broker: Optional[str] = BrokerOpt,
+) -> None:
+    """Turn a CRM or billing export into events in event-time order and produce them."""
+    from agents.replay_command import run_replay
+
+    settings = load_settings(broker_url=broker)
+    code = run_replay(
+        settings, file, fmt=fmt, reps=reps, products=products, currency=currency,
+        timezone=timezone, id_prefix=id_prefix, stage_map=stage_map, date_formats=date_format,
+        columns=col, dry_run=dry_run, skipped_report=skipped_report,
+        console=console, err_console=err_console,
+    )
+    raise typer.Exit(code)
+
+
+@cli.command()
 def kpis(
     scope: Optional[str] = typer.Option(None, "--scope", help="e.g. rep:r-01, team:t-1, global"),
     window: Optional[str] = typer.Option(None, "--window", help="day, week, month, quarter, year, all"),

@@ -66,3 +66,33 @@ def test_unknown_command_prints_usage():
     result = run("frobnicate")
     assert result.returncode != 0
     assert "Usage" in result.stderr or "Usage" in result.stdout
+
+
+def test_replay_dry_run_reports_the_real_export(tmp_path):
+    from tests.conftest import require, shared_dir
+
+    data = shared_dir() / "data" / "crm-sales-opportunities"
+    require((data / "sales_pipeline.csv").exists(), f"CRM export missing in {data}")
+    report = tmp_path / "skipped.csv"
+    result = run(
+        "replay", str(data / "sales_pipeline.csv"), "--format", "opportunities-csv",
+        "--reps", str(data / "sales_teams.csv"), "--products", str(data / "products.csv"),
+        "--dry-run", "--skipped-report", str(report), env={"COLUMNS": "120"},
+    )
+    assert result.returncode == 0, result.stderr
+    counts = dict(re.findall(r"│ ([a-z_: ]+?)\s+│\s+([\d,]+) │", result.stdout))
+    assert counts["won"] == "4,238" and counts["lost"] == "2,473"
+    assert counts["skipped: no_date"] == "500"
+    # Every skipped row is listed, none invented.
+    assert len(report.read_text().splitlines()) == 1 + 500
+
+
+def test_replay_refuses_a_bad_column_mapping(tmp_path):
+    export = tmp_path / "export.csv"
+    export.write_text("id,agent,stage\n1,Ann,Won\n")
+    result = run("replay", str(export), "--format", "opportunities-csv", "--col", "colour=id", "--dry-run")
+    assert result.returncode == 2
+    assert "unknown field" in result.stderr and "opportunity_id" in result.stderr
+    result = run("replay", str(export), "--format", "opportunities-csv", "--dry-run")
+    assert result.returncode == 2
+    assert str(export) in result.stderr

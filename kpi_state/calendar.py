@@ -64,6 +64,11 @@ def previous_period_date(start: date, window: str) -> date:
     return _period_start_date(start - timedelta(days=1), window)
 
 
+def next_period_date(start: date, window: str) -> date:
+    """First local date of the period just after the one starting at `start`."""
+    return _next_period_date(start, window)
+
+
 def iso_utc(ts: float) -> str:
     """RFC 3339 UTC with a Z, second precision, as the contract's records show."""
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,4 +1,4 @@
-"""The KPI catalogue: each KPI's family, unit and how Prometheus names it."""
+"""The KPI catalogue: each KPI's family, unit, dims and how Prometheus names it."""
 
 from __future__ import annotations
 
@@ -11,37 +11,75 @@ FAMILIES = ("activity", "efficiency", "results", "profitability", "pipeline")
 class KpiSpec:
     name: str
     family: str
-    unit: str
+    unit: str  # count, ratio, days, money
     help: str
+    dims: tuple[str, ...] = ()
+    calendar_only: bool = False  # growth and effects compare with the previous period
+    all_only: bool = False  # snapshots and velocity exist for window `all` only
 
     @property
     def metric_name(self) -> str:
-        # Prometheus convention: unit suffix when there is a unit; counts have none.
-        suffix = {"count": "", "ratio": "_ratio", "days": "_days"}.get(self.unit, f"_{self.unit}")
+        # Prometheus conventions: base units (seconds), unit suffix, no suffix for counts.
         base = self.name.removesuffix("_days")
+        suffix = {"count": "", "ratio": "_ratio", "days": "_seconds", "money": ""}[self.unit]
         return f"sales_kpi_{base}{suffix}"
 
+    @property
+    def metric_scale(self) -> float:
+        """Factor from the KPI's unit to the metric's (days → seconds)."""
+        return 86400.0 if self.unit == "days" else 1.0
 
-ACTIVITY_KPIS: dict[str, KpiSpec] = {
-    spec.name: spec
-    for spec in (
-        KpiSpec("calls", "activity", "count", "Calls logged in the window"),
-        KpiSpec("emails", "activity", "count", "Emails sent in the window"),
-        KpiSpec("meetings_booked", "activity", "count", "Meetings booked in the window"),
-        KpiSpec("demos", "activity", "count", "Demos completed in the window"),
-        KpiSpec("prospects_contacted", "activity", "count", "Prospects contacted in the window"),
-        KpiSpec("opportunities_created", "activity", "count", "Opportunities created in the window"),
-    )
-}
 
-# Which event type feeds which activity count.
+def _spec(name: str, family: str, unit: str, help: str, **kw: object) -> KpiSpec:
+    return KpiSpec(name, family, unit, help, **kw)  # type: ignore[arg-type]
+
+
+_SPECS = (
+    _spec("calls", "activity", "count", "Calls logged"),
+    _spec("emails", "activity", "count", "Emails sent"),
+    _spec("meetings_booked", "activity", "count", "Meetings booked"),
+    _spec("demos", "activity", "count", "Demos completed"),
+    _spec("prospects_contacted", "activity", "count", "Prospects contacted"),
+    _spec("opportunities_created", "activity", "count", "Opportunities created"),
+    _spec("meeting_rate", "efficiency", "ratio", "Meetings booked per call"),
+    _spec("win_rate", "efficiency", "ratio", "Won / (won + lost) over opportunities closed"),
+    _spec("lead_conversion", "efficiency", "ratio", "Of opportunities created, the fraction won so far"),
+    _spec("stage_conversion", "efficiency", "ratio",
+          "Of opportunities that entered a stage, the fraction that reached the next", dims=("from", "to")),
+    _spec("sales_cycle_days", "efficiency", "days", "Mean time from creation to win"),
+    _spec("stage_duration_days", "efficiency", "days", "Mean time spent in a stage", dims=("stage",)),
+    _spec("bookings", "results", "money", "Sum of won amounts (reporting currency)"),
+    _spec("won_deals", "results", "count", "Deals won"),
+    _spec("average_deal_size", "results", "money", "Bookings per won deal"),
+    _spec("revenue", "results", "money", "Invoiced minus credit notes (reporting currency)"),
+    _spec("orders", "results", "count", "Invoices issued"),
+    _spec("units_sold", "results", "count", "Units on invoice lines"),
+    _spec("average_basket", "results", "money", "Revenue per order"),
+    _spec("revenue_growth", "results", "ratio", "Revenue change against the previous period", calendar_only=True),
+    _spec("price_effect", "results", "money", "Revenue change explained by price", calendar_only=True),
+    _spec("volume_effect", "results", "money", "Revenue change explained by volume", calendar_only=True),
+    _spec("gross_margin", "profitability", "ratio", "Margin over invoice lines that carry a cost"),
+    _spec("new_customers", "profitability", "count", "Customers whose first invoice falls in the window"),
+    _spec("cac", "profitability", "money", "Spend per new customer"),
+    _spec("purchase_frequency", "profitability", "ratio", "Orders per distinct customer invoiced"),
+    _spec("clv", "profitability", "money", "Basket × frequency × lifetime / window length"),
+    _spec("ltv_to_cac", "profitability", "ratio", "CLV / CAC"),
+    _spec("days_to_pay", "profitability", "days", "Mean time from issue to full payment"),
+    _spec("overdue_receivables", "profitability", "money", "Outstanding on invoices past due", all_only=True),
+    _spec("open_opportunities", "pipeline", "count", "Open opportunities now", dims=("stage",), all_only=True),
+    _spec("pipeline_value", "pipeline", "money", "Expected value of open opportunities", dims=("stage",), all_only=True),
+    _spec("pipeline_velocity", "pipeline", "money",
+          "Open × win rate × deal size / cycle days, rates over 90d (per day)", all_only=True),
+)
+
+CATALOGUE: dict[str, KpiSpec] = {spec.name: spec for spec in _SPECS}
+ACTIVITY_KPIS = {name: spec for name, spec in CATALOGUE.items() if spec.family == "activity"}
+
+# Which event type feeds which activity count (opportunities_created comes from opportunities).
 ACTIVITY_EVENT_KPI: dict[str, str] = {
     "call.logged": "calls",
     "email.sent": "emails",
     "meeting.booked": "meetings_booked",
     "demo.completed": "demos",
     "prospect.contacted": "prospects_contacted",
-    "opportunity.created": "opportunities_created",
 }
-
-CATALOGUE: dict[str, KpiSpec] = {**ACTIVITY_KPIS}

@@ -21,7 +21,8 @@ REASONS = (
     "conflicting_duplicate",
     "too_late",
     "future_timestamp",
-    "key_mismatch",
+    "key_mismatch",  # added: a compacted topic's key differs from the body's id
+    "internal_error",  # added: the pipeline itself failed on this record (a bug; logged)
 )
 
 

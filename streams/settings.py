@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     reporting_currency: str = "EUR"
     stages: tuple[str, ...] = DEFAULT_STAGES
+    customer_lifetime_days: float = Field(1095, gt=0)
     thresholds_file: Path | None = None
     reps_file: Path | None = None
 

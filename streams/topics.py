@@ -9,10 +9,22 @@ from streams.kafka_security import aiokafka_kwargs
 from streams.settings import Settings
 
 
+class TopicLayoutError(RuntimeError):
+    """The existing topics cannot be used together (e.g. different partition counts)."""
+
+
+def internal_topic_names(settings: Settings) -> tuple[str, str]:
+    """The repartition topics: events by entity, and day cells by scope."""
+    return f"{settings.app_id}-entity-events", f"{settings.app_id}-cells"
+
+
 def topic_specs(settings: Settings) -> list[NewTopic]:
     compacted = {"cleanup.policy": "compact"}
     partitions, replicas = settings.topic_partitions, settings.topic_replication_factor
+    entity_events, cells = internal_topic_names(settings)
     return [
+        NewTopic(entity_events, partitions, replicas),
+        NewTopic(cells, partitions, replicas),
         NewTopic(settings.topic_crm, partitions, replicas),
         NewTopic(settings.topic_billing, partitions, replicas),
         NewTopic(settings.topic_reps, partitions, replicas, topic_configs=compacted),
@@ -23,7 +35,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 
 async def ensure_topics(settings: Settings) -> int:
-    """Create missing topics; return the partition count of the CRM input topic.
+    """Create missing topics; return the partition count of the input topics.
 
     State is partitioned like the input, so the worker must know that count before
     its tables are defined.
@@ -38,8 +50,14 @@ async def ensure_topics(settings: Settings) -> int:
                 await admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 pass  # another worker created it first
-        described = await admin.describe_topics([settings.topic_crm])
-        partitions = described[0].get("partitions") or []
-        return len(partitions) or settings.topic_partitions
+        described = await admin.describe_topics([settings.topic_crm, settings.topic_billing])
+        counts = {d["topic"]: len(d.get("partitions") or []) for d in described}
+        crm, billing = counts.get(settings.topic_crm, 0), counts.get(settings.topic_billing, 0)
+        if crm and billing and crm != billing:
+            raise TopicLayoutError(
+                f"{settings.topic_crm} has {crm} partitions but {settings.topic_billing} has "
+                f"{billing}: give them the same number (one agent reads both)"
+            )
+        return crm or billing or settings.topic_partitions
     finally:
         await admin.close()

@@ -1,0 +1,43 @@
+"""A rep's activity counts per KPI and local day: the state behind the activity family."""
+
+from __future__ import annotations
+
+import msgspec
+
+from kpi_state.catalogue import ACTIVITY_EVENT_KPI
+from kpi_state.contributions import Contribution
+
+
+class ActivityState(msgspec.Struct):
+    """kpi -> local ISO day -> count, for one rep."""
+
+    counts: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+
+    def add(self, event_type: str, rep_id: str, day: str) -> Contribution:
+        """Count one event and return the one-cell change it makes."""
+        kpi = ACTIVITY_EVENT_KPI[event_type]
+        by_day = self.counts.get(kpi)
+        if by_day is None:
+            by_day = self.counts[kpi] = {}
+        by_day[day] = by_day.get(day, 0) + 1
+        return Contribution(kpi, ("rep", rep_id), day, (), 1)
+
+    def contributions(self, rep_id: str) -> list[Contribution]:
+        attribution = ("rep", rep_id)
+        return [
+            Contribution(kpi, attribution, day, (), n)
+            for kpi, by_day in self.counts.items()
+            for day, n in by_day.items()
+        ]
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(ActivityState)
+
+
+def encode_activity(state: ActivityState) -> bytes:
+    return _encoder.encode(state)
+
+
+def decode_activity(raw: bytes) -> ActivityState:
+    return _decoder.decode(raw)

@@ -1,0 +1,98 @@
+"""Per (scope, local day) component totals of one entity partition, from entity contributions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from kpi_state.contributions import Contribution
+from kpi_state.directory import RepDirectory
+
+Cell = tuple[str, str]  # (scope, local ISO day or "" for snapshots)
+
+
+def component_key(component: str, dims: tuple[tuple[str, str], ...]) -> str:
+    """`stage_entered|stage=demo`: one string per component and dims."""
+    return component + "".join(f"|{name}={value}" for name, value in dims)
+
+
+def as_decimal(value: Any) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    return Decimal(repr(value))  # a float: its shortest exact-looking text
+
+
+class CellUpdate(NamedTuple):
+    """The absolute content of one (scope, day) cell, as sent to the rollup."""
+
+    values: dict[str, Decimal]
+    members: dict[str, list[str]]
+
+
+class DayCells:
+    """Aggregates contributions into (scope, day) cells and remembers which changed."""
+
+    def __init__(self, directory: RepDirectory) -> None:
+        self.directory = directory
+        self.values: dict[Cell, dict[str, Decimal]] = {}
+        self.members: dict[Cell, dict[str, Counter[str]]] = {}
+        self.dirty: set[Cell] = set()
+        # Contributions last applied per entity, for entities updated by replacement.
+        self.by_entity: dict[bytes, list[Contribution]] = {}
+
+    def replace(self, entity: bytes, contributions: list[Contribution]) -> None:
+        """Swap an entity's previous contributions for `contributions`."""
+        old = self.by_entity.get(entity)
+        if old == contributions:
+            return
+        if old:
+            self.apply(old, -1)
+        self.apply(contributions, +1)
+        if contributions:
+            self.by_entity[entity] = contributions
+        else:
+            self.by_entity.pop(entity, None)
+
+    def apply(self, contributions: Iterable[Contribution], sign: int = 1) -> None:
+        scopes_of = self.directory.scopes
+        for c in contributions:
+            key = component_key(c.component, c.dims) if c.dims else c.component
+            for scope in scopes_of(c.attribution):
+                cell = (scope, c.day)
+                self.dirty.add(cell)
+                if c.distinct is not None:
+                    by_key = self.members.setdefault(cell, {})
+                    ids = by_key.setdefault(key, Counter())
+                    ids[c.distinct] += sign
+                    if ids[c.distinct] <= 0:
+                        del ids[c.distinct]
+                    continue
+                values = self.values.setdefault(cell, {})
+                values[key] = values.get(key, 0) + sign * as_decimal(c.value)
+
+    def clear(self) -> None:
+        """Forget everything, marking every cell that held something as changed."""
+        self.dirty |= set(self.values) | set(self.members)
+        self.values.clear()
+        self.members.clear()
+        self.by_entity.clear()
+
+    def mark_all_dirty(self) -> None:
+        self.dirty |= set(self.values) | set(self.members)
+
+    def take_dirty(self) -> dict[Cell, CellUpdate]:
+        """Absolute content of every changed cell (empty cells included, so they clear)."""
+        out: dict[Cell, CellUpdate] = {}
+        for cell in self.dirty:
+            values = {k: v for k, v in self.values.get(cell, {}).items() if v != 0}
+            members = {k: sorted(ids) for k, ids in self.members.get(cell, {}).items() if ids}
+            out[cell] = CellUpdate(values, members)
+            if not values and not members:
+                self.values.pop(cell, None)
+                self.members.pop(cell, None)
+        self.dirty.clear()
+        return out

@@ -1,0 +1,174 @@
+"""Every KPI of the catalogue from a window's component totals: exact numerator and denominator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from kpi_state.calendar import period_bounds, previous_period_date
+from kpi_state.rollup import ROLLING_DAYS, Totals
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class KpiResult:
+    """One KPI value before it becomes a record: value is None when the denominator is 0."""
+
+    kpi: str
+    dims: tuple[tuple[str, str], ...]
+    numerator: Decimal | None
+    denominator: Decimal | None
+    value: Decimal | None
+
+
+def _ratio(kpi: str, num: Decimal, den: Decimal, dims: tuple = ()) -> KpiResult:
+    return KpiResult(kpi, dims, num, den, (num / den) if den else None)
+
+
+def _count(kpi: str, num: Decimal, dims: tuple = ()) -> KpiResult:
+    return KpiResult(kpi, dims, num, None, num)
+
+
+def _dims_of(key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    component, *parts = key.split("|")
+    return component, tuple(tuple(part.split("=", 1)) for part in parts)  # type: ignore[misc]
+
+
+def windowed(t: Totals, stages: tuple[str, ...]) -> Iterator[KpiResult]:
+    """KPIs defined over events in the window, for any window kind."""
+    v = t.value
+    for name in ("calls", "emails", "meetings_booked", "demos", "prospects_contacted", "opportunities_created"):
+        yield _count(name, v(name))
+    won, lost = v("won"), v("lost")
+    yield _ratio("meeting_rate", v("meetings_booked"), v("calls"))
+    yield _ratio("win_rate", won, won + lost)
+    yield _ratio("lead_conversion", v("created_won"), v("opportunities_created"))
+    yield _ratio("sales_cycle_days", v("cycle_days_sum"), won)
+    yield _count("bookings", v("bookings"))
+    yield _count("won_deals", won)
+    yield _ratio("average_deal_size", v("bookings"), won)
+    revenue = v("invoiced") - v("credited")
+    orders = v("orders")
+    yield _count("revenue", revenue)
+    yield _count("orders", orders)
+    yield _count("units_sold", v("units"))
+    yield _ratio("average_basket", revenue, orders)
+    yield _ratio("gross_margin", v("margin_with_cost"), v("gross_with_cost"))
+    new_customers = v("new_customers")
+    yield _count("new_customers", new_customers)
+    yield _ratio("cac", v("spend"), new_customers)
+    yield _ratio("purchase_frequency", orders, Decimal(t.distinct("customers_invoiced")))
+    yield _ratio("days_to_pay", v("paid_days_sum"), v("paid_count"))
+    yield from _by_dims(t, stages)
+
+
+def _by_dims(t: Totals, stages: tuple[str, ...]) -> Iterator[KpiResult]:
+    entered: dict[str, Decimal] = {}
+    advanced: list[tuple[tuple[tuple[str, str], ...], Decimal]] = []
+    durations: dict[str, Decimal] = {}
+    left: dict[str, Decimal] = {}
+    for key, amount in t.values.items():
+        if "|" not in key:
+            continue
+        component, dims = _dims_of(key)
+        if component == "stage_entered":
+            entered[dims[0][1]] = amount
+        elif component == "stage_advanced":
+            advanced.append((dims, amount))
+        elif component == "stage_days_sum":
+            durations[dims[0][1]] = amount
+        elif component == "stage_left":
+            left[dims[0][1]] = amount
+    advanced_by_from = {dict(dims)["from"]: amount for dims, amount in advanced}
+    # Every consecutive pair whose first stage was entered: 0 % is news too.
+    for source, target in zip(stages, stages[1:]):
+        if source in entered or source in advanced_by_from:
+            dims = (("from", source), ("to", target))
+            yield _ratio("stage_conversion", advanced_by_from.get(source, ZERO),
+                         entered.get(source, ZERO), dims)
+    for stage in sorted(left):
+        yield _ratio("stage_duration_days", durations.get(stage, ZERO), left[stage], (("stage", stage),))
+
+
+def window_days(window: str, start: str, tz: str, first_day: date | None, newest_day: date | None) -> Decimal:
+    """Length of the window in days: the period's, N for rolling, the data's span for `all`."""
+    if window in ROLLING_DAYS:
+        return Decimal(ROLLING_DAYS[window])
+    if window == "all":
+        if first_day is None or newest_day is None:
+            return ZERO
+        return Decimal((newest_day - first_day).days + 1)
+    lo, hi = period_bounds(date.fromisoformat(start), window, tz)
+    return Decimal(round((hi - lo) / 86400))  # DST days still make whole days in a period
+
+
+def lifetime_value(t: Totals, length_days: Decimal, lifetime_days: Decimal) -> Iterator[KpiResult]:
+    """clv = basket × frequency × (lifetime / window length), and ltv_to_cac = clv / cac."""
+    v = t.value
+    revenue, orders = v("invoiced") - v("credited"), v("orders")
+    customers = Decimal(t.distinct("customers_invoiced"))
+    if orders and customers and length_days:
+        # basket × frequency = revenue / customers; keep one exact fraction.
+        clv_num = revenue * lifetime_days
+        clv_den = customers * length_days
+        clv = clv_num / clv_den
+    else:
+        clv_num, clv_den, clv = revenue * lifetime_days, ZERO, None
+    yield KpiResult("clv", (), clv_num, clv_den, clv)
+    spend, new_customers = v("spend"), v("new_customers")
+    cac = spend / new_customers if new_customers else None
+    if clv is not None and cac:
+        yield KpiResult("ltv_to_cac", (), clv, cac, clv / cac)
+    else:
+        yield KpiResult("ltv_to_cac", (), clv, cac, None)
+
+
+def growth(current: Totals, previous: Totals) -> Iterator[KpiResult]:
+    """revenue_growth, price_effect, volume_effect against the previous period of the same kind."""
+    rev = current.value("invoiced") - current.value("credited")
+    rev_prev = previous.value("invoiced") - previous.value("credited")
+    yield _ratio("revenue_growth", rev - rev_prev, rev_prev)
+    units, units_prev = current.value("units"), previous.value("units")
+    gross, gross_prev = current.value("invoiced"), previous.value("invoiced")
+    if units_prev:
+        avg_prev = gross_prev / units_prev
+        yield _count("volume_effect", (units - units_prev) * avg_prev)
+        if units:
+            yield _count("price_effect", (gross / units - avg_prev) * units)
+        else:
+            yield KpiResult("price_effect", (), None, None, None)
+    else:
+        yield KpiResult("volume_effect", (), None, None, None)
+        yield KpiResult("price_effect", (), None, None, None)
+
+
+def previous_start(window: str, start: str) -> str:
+    return previous_period_date(date.fromisoformat(start), window).isoformat()
+
+
+def snapshots(t: Totals, rates_90d: Totals) -> Iterator[KpiResult]:
+    """Window `all` only: receivables, open pipeline (total and per stage), velocity."""
+    yield _count("overdue_receivables", t.value("overdue"))
+    open_total = value_total = ZERO
+    for key, amount in sorted(t.values.items()):
+        component, dims = _dims_of(key)
+        if component == "open_opps":
+            open_total += amount
+            yield _count("open_opportunities", amount, dims)
+        elif component == "open_value":
+            value_total += amount
+            yield _count("pipeline_value", amount, dims)
+    yield _count("open_opportunities", open_total)
+    yield _count("pipeline_value", value_total)
+    won, lost = rates_90d.value("won"), rates_90d.value("lost")
+    cycle = rates_90d.value("cycle_days_sum") / won if won else ZERO
+    if won and cycle:
+        # open × (won / (won + lost)) × (bookings / won) / cycle = open × bookings / ((won + lost) × cycle)
+        num = open_total * rates_90d.value("bookings")
+        den = (won + lost) * cycle
+        yield KpiResult("pipeline_velocity", (), num, den, num / den)
+    else:
+        yield KpiResult("pipeline_velocity", (), None, None, None)

@@ -1,0 +1,138 @@
+"""Turns rollup totals into KPI value records, and keeps the latest record of every key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from kpi_state.calendar import (
+    CALENDAR_WINDOWS,
+    iso_utc,
+    next_period_date,
+    period_bounds,
+    period_start_date,
+)
+from kpi_state.catalogue import CATALOGUE
+from kpi_state.formulas import (
+    KpiResult,
+    growth,
+    lifetime_value,
+    previous_start,
+    snapshots,
+    window_days,
+    windowed,
+)
+from kpi_state.records import KpiValue
+from kpi_state.rollup import ROLLING_DAYS, Rollup, Series
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    tz: str
+    stages: tuple[str, ...]
+    currency: str = "EUR"
+    customer_lifetime_days: Decimal = Decimal(1095)
+
+
+def _num(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+class KpiView:
+    """Latest KPI records by key; `refresh` recomputes the series the rollup says changed."""
+
+    def __init__(self, rollup: Rollup, config: ViewConfig) -> None:
+        self.rollup = rollup
+        self.config = config
+        self.latest: dict[str, KpiValue] = {}
+        self._first_day: date | None = None
+
+    def refresh(self, updated_at: float) -> list[KpiValue]:
+        """Records of every changed series (all of them are published)."""
+        changed = self.rollup.take_changed()
+        for scope, window, start in list(changed):
+            if window in CALENDAR_WINDOWS and start:
+                day = date.fromisoformat(start)
+                if window == "day" and (self._first_day is None or day < self._first_day):
+                    self._first_day = day
+                # The next period's growth compares with this one.
+                following = (scope, window, next_period_date(day, window).isoformat())
+                if following in self.rollup.periods:
+                    changed.add(following)
+        out: list[KpiValue] = []
+        for series in sorted(changed):
+            for record in self.records(series, updated_at):
+                self.latest[record.key] = record
+                out.append(record)
+        return out
+
+    def records(self, series: Series, updated_at: float) -> list[KpiValue]:
+        scope, window, start = series
+        window_start, window_end = self._bounds(window, start)
+        stamp = iso_utc(updated_at)
+        return [
+            self._record(result, scope, window, window_start, window_end, stamp)
+            for result in self.results(series)
+        ]
+
+    def results(self, series: Series) -> Iterable[KpiResult]:
+        scope, window, start = series
+        rollup, config = self.rollup, self.config
+        totals = rollup.totals(scope, window, start)
+        yield from windowed(totals, config.stages)
+        length = window_days(window, start, config.tz, self._first_day, rollup.newest_day)
+        yield from lifetime_value(totals, length, config.customer_lifetime_days)
+        if window in CALENDAR_WINDOWS:
+            yield from growth(totals, rollup.totals(scope, window, previous_start(window, start)))
+        if window == "all":
+            yield from snapshots(totals, rollup.totals(scope, "90d", ""))
+
+    def current(self) -> list[KpiValue]:
+        """The current period's records of every key (what boards and /metrics show)."""
+        starts = {w: self._bounds(w, self.rollup.current_start(w))[0] for w in CALENDAR_WINDOWS}
+        return [
+            r for r in self.latest.values()
+            if r.window not in starts or r.window_start == starts[r.window]
+        ]
+
+    def at(self, day: date, window: str | None) -> list[KpiValue]:
+        """The records of the calendar periods holding `day` (one window or all kinds)."""
+        kinds = [window] if window in CALENDAR_WINDOWS else list(CALENDAR_WINDOWS)
+        starts = {w: self._bounds(w, period_start_date(day, w).isoformat())[0] for w in kinds}
+        return [r for r in self.latest.values() if r.window in starts and r.window_start == starts[r.window]]
+
+    def _bounds(self, window: str, start: str) -> tuple[str | None, str | None]:
+        tz = self.config.tz
+        if window in CALENDAR_WINDOWS:
+            if not start:
+                return None, None
+            lo, hi = period_bounds(date.fromisoformat(start), window, tz)
+            return iso_utc(lo), iso_utc(hi)
+        newest_day, newest_ts = self.rollup.newest_day, self.rollup.newest_ts
+        if newest_day is None or newest_ts is None:
+            return None, None
+        if window in ROLLING_DAYS:
+            first = newest_day - timedelta(days=ROLLING_DAYS[window] - 1)
+            return iso_utc(period_bounds(first, "day", tz)[0]), iso_utc(newest_ts)
+        return None, None
+
+    def _record(self, result: KpiResult, scope: str, window: str, window_start: str | None,
+                window_end: str | None, stamp: str) -> KpiValue:
+        spec = CATALOGUE[result.kpi]
+        unit = self.config.currency if spec.unit == "money" else spec.unit
+        return KpiValue(
+            kpi=result.kpi,
+            scope=scope,
+            window=window,
+            window_start=window_start,
+            window_end=window_end,
+            value=_num(result.value),
+            numerator=_num(result.numerator),
+            denominator=_num(result.denominator),
+            unit=unit,
+            status="unknown",
+            dims=dict(result.dims),
+            updated_at=stamp,
+        )

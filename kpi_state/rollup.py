@@ -1,0 +1,154 @@
+"""Sums day cells from every entity partition into scope totals per calendar, rolling and lifetime window."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from kpi_state.calendar import CALENDAR_WINDOWS, local_date, period_start_date
+from kpi_state.day_cells import CellUpdate
+
+ROLLING_DAYS = {"7d": 7, "30d": 30, "90d": 90}
+WINDOWS = (*CALENDAR_WINDOWS, *ROLLING_DAYS, "all")
+
+Series = tuple[str, str, str]  # (scope, window, period start as local ISO date, "" if none)
+
+
+@dataclass
+class Totals:
+    """Component sums and distinct members of one scope over one window."""
+
+    values: dict[str, Decimal] = field(default_factory=dict)
+    members: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def value(self, key: str) -> Decimal:
+        return self.values.get(key, Decimal(0))
+
+    def distinct(self, key: str) -> int:
+        return len(self.members.get(key, ()))
+
+    def add(self, values: dict[str, Decimal], members: dict[str, list[str]] | dict[str, Counter[str]], sign: int) -> None:
+        mine = self.values
+        for key, amount in values.items():
+            total = mine.get(key, 0) + sign * amount
+            if total:
+                mine[key] = total
+            else:
+                mine.pop(key, None)
+        for key, ids in members.items():
+            counter = self.members.setdefault(key, Counter())
+            for member in ids:
+                counter[member] += sign
+                if counter[member] <= 0:
+                    del counter[member]
+            if not counter:
+                del self.members[key]
+
+    @property
+    def empty(self) -> bool:
+        return not self.values and not self.members
+
+
+class Rollup:
+    """The rollup stage's state for the scopes it owns: partials by partition, totals by window."""
+
+    def __init__(self, tz: str) -> None:
+        self.tz = tz
+        self.parts: dict[tuple[str, str], dict[int, CellUpdate]] = {}
+        self.merged: dict[tuple[str, str], Totals] = {}
+        self.periods: dict[Series, Totals] = {}
+        self.changed: set[Series] = set()
+        self.newest_ts: float | None = None
+        self._newest_day: date | None = None
+        self._rolling_dirty: set[str] = set()
+        self.scopes: set[str] = set()
+
+    # --- writes -------------------------------------------------------------------------
+    def update(self, partition: int, scope: str, day: str, update: CellUpdate) -> None:
+        """Replace what `partition` said about (scope, day): partials are absolute, so replays are harmless."""
+        key = (scope, day)
+        by_partition = self.parts.setdefault(key, {})
+        old = by_partition.get(partition)
+        if old == update:
+            return
+        merged = self.merged.setdefault(key, Totals())
+        if old is not None:
+            self._spread(scope, day, old, -1)
+            merged.add(old.values, old.members, -1)
+        if update.values or update.members:
+            by_partition[partition] = update
+            self._spread(scope, day, update, +1)
+            merged.add(update.values, update.members, +1)
+        else:
+            by_partition.pop(partition, None)
+        self.scopes.add(scope)
+        if day:
+            self._rolling_dirty.add(scope)
+
+    def see_time(self, ts: float) -> None:
+        """Advance the newest event time (rolling windows end there)."""
+        if self.newest_ts is not None and ts <= self.newest_ts:
+            return
+        self.newest_ts = ts
+        day = local_date(ts, self.tz)
+        if day != self._newest_day:
+            self._newest_day = day
+            self._rolling_dirty |= self.scopes
+            # The current calendar periods moved: their records must show up (possibly empty).
+            for scope in self.scopes:
+                for window in CALENDAR_WINDOWS:
+                    self.changed.add((scope, window, period_start_date(day, window).isoformat()))
+
+    def take_changed(self) -> set[Series]:
+        for scope in self._rolling_dirty:
+            for window in ROLLING_DAYS:
+                self.changed.add((scope, window, ""))
+        self._rolling_dirty.clear()
+        changed, self.changed = self.changed, set()
+        return changed
+
+    def mark_all_changed(self) -> None:
+        self.changed |= set(self.periods)
+        self._rolling_dirty |= self.scopes
+
+    # --- reads --------------------------------------------------------------------------
+    @property
+    def newest_day(self) -> date | None:
+        return self._newest_day
+
+    def totals(self, scope: str, window: str, start: str) -> Totals:
+        if window in ROLLING_DAYS:
+            return self._rolling(scope, ROLLING_DAYS[window])
+        return self.periods.get((scope, window, start)) or Totals()
+
+    def current_start(self, window: str) -> str:
+        if window in CALENDAR_WINDOWS and self._newest_day is not None:
+            return period_start_date(self._newest_day, window).isoformat()
+        return ""
+
+    # --- internals ----------------------------------------------------------------------
+    def _spread(self, scope: str, day: str, update: CellUpdate, sign: int) -> None:
+        """Add a day cell to every period holding it; snapshots (day "") only to `all`."""
+        targets: list[Series] = [(scope, "all", "")]
+        if day:
+            local = date.fromisoformat(day)
+            targets += [(scope, w, period_start_date(local, w).isoformat()) for w in CALENDAR_WINDOWS]
+        for series in targets:
+            totals = self.periods.get(series)
+            if totals is None:
+                totals = self.periods[series] = Totals()
+            totals.add(update.values, update.members, sign)
+            self.changed.add(series)
+
+    def _rolling(self, scope: str, days: int) -> Totals:
+        totals = Totals()
+        if self._newest_day is None:
+            return totals
+        for back in range(days):
+            day = (self._newest_day - timedelta(days=back)).isoformat()
+            merged = self.merged.get((scope, day))
+            if merged is not None:
+                totals.add(merged.values, merged.members, +1)
+        return totals

@@ -1,0 +1,45 @@
+"""Which entity an event belongs to: the key the pipeline repartitions by and stores state under."""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+from kpi_state.events import (
+    CreditNoteIssued,
+    Event,
+    InvoiceIssued,
+    OpportunityCreated,
+    OpportunityLost,
+    OpportunityStageChanged,
+    OpportunityWon,
+    PaymentReceived,
+    RepUpserted,
+    SpendRecorded,
+)
+
+_OPPORTUNITY = (OpportunityCreated, OpportunityStageChanged, OpportunityWon, OpportunityLost)
+_CUSTOMER = (InvoiceIssued, PaymentReceived, CreditNoteIssued)
+
+
+def entity_key(event: Event) -> bytes:
+    """`opp:…`, `cust:…`, `spend:…`, `rep:…` (activity and rep records)."""
+    if isinstance(event, _OPPORTUNITY):
+        return b"opp:" + event.opportunity_id.encode()
+    if isinstance(event, _CUSTOMER):
+        return b"cust:" + event.customer_id.encode()
+    if isinstance(event, SpendRecorded):
+        return b"spend:" + (event.team_id or "-").encode()
+    if isinstance(event, RepUpserted):
+        return b"reps:" + event.rep_id.encode()
+    return b"rep:" + event.rep_id.encode()  # type: ignore[union-attr]
+
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+def fingerprint(event: Event) -> int:
+    """A stable 64-bit digest of the decoded content (same on every worker and restart)."""
+    digest = hashlib.blake2b(_encoder.encode(event), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)

@@ -1,43 +1,52 @@
-"""The Faust app factory: topics, the partials table, the thin agent, the flush timer, web pages."""
+"""The Faust app factory: topics, tables, the three thin agents, the flush timer, web pages.
+
+edge      crm.events, billing.events  → validate, DLQ, re-key by entity → {app}-entity-events
+entities  {app}-entity-events         → dedup, lifecycles, day cells   → {app}-cells (by scope)
+rollup    {app}-cells                 → scope totals, KPI records      → kpi.values, Redis, /metrics
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from decimal import Decimal
+from typing import Any, Callable
 
 import faust
 from prometheus_client import CollectorRegistry
 
-from agents.ingest import Ingestor
+from agents.dead_letter import Rejection
+from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
+from agents.entities import EntityStage
 from agents.publish import Publisher
+from agents.rollup_stage import RollupStage
 from agents.web import register_pages
 from exporters.pipeline_metrics import PipelineMetrics
 from exporters.prometheus import KpiCollector
 from exporters.redis_sink import RedisSink
-from kpi_state.count_book import CountBook, split_partial_key
-from kpi_state.counts import decode_counts, encode_counts
 from kpi_state.directory import RepDirectory
+from kpi_state.kpi_view import ViewConfig
+from kpi_state.stream_clock import StreamClock
 from streams.currency import Rates
 from streams.decode import Decoder
 from streams.kafka_security import ssl_context
 from streams.reps import RepsReader, read_reps_file
 from streams.settings import Settings
+from streams.topics import internal_topic_names
 
 log = logging.getLogger(__name__)
+INFINITE = float("inf")
 
-PARTIALS_TABLE = "kpi-partials"
 
+class RecoveringTable(faust.Table):
+    """A table that tells its stage when recovery has finished, with the active partitions."""
 
-class PartialsTable(faust.Table):
-    """The persisted rep partials; tells the runtime when recovery has finished."""
-
-    on_recovered: Any = None
+    on_recovered: Callable[[list[tuple[bytes, bytes]], set[int]], None] | None = None
 
     async def on_recovery_completed(self, active_tps: set, standby_tps: set) -> None:
         await super().on_recovery_completed(active_tps, standby_tps)
         if self.on_recovered is not None:
-            self.on_recovered({tp.partition for tp in active_tps})
+            self.on_recovered(list(self.data.items()), {tp.partition for tp in active_tps})
 
 
 class Runtime:
@@ -48,45 +57,51 @@ class Runtime:
         self.registry = CollectorRegistry()
         self.metrics = PipelineMetrics(self.registry)
         self.directory = RepDirectory()
-        self.book = CountBook(settings.timezone, self.directory)
-        # Set when a rep moved: totals are rebuilt once, at the next flush.
         self.directory_changed = False
         self.decoder = Decoder(
             stages=settings.stages,
             rates=Rates(settings.reporting_currency),
             max_event_bytes=settings.max_event_bytes,
         )
-        self.ingestor = Ingestor(self.book, self.decoder, self.metrics)
+        self.clock = StreamClock(settings.lateness_s, settings.future_skew_s)
+        self.edge = Edge(
+            self.decoder, self.clock, self.metrics,
+            {settings.topic_crm: CRM_TYPES, settings.topic_billing: BILLING_TYPES},
+        )
+        # sales.reps is reference data: no lateness, but its key must be the rep.
+        self.reps_gate = Edge(
+            self.decoder, StreamClock(INFINITE, INFINITE), self.metrics,
+            {settings.topic_reps: frozenset({"rep.upserted"})}, {settings.topic_reps: "rep_id"},
+        )
+        self.entities = EntityStage(
+            decoder=self.decoder, directory=self.directory, metrics=self.metrics,
+            tz=settings.timezone, stages=settings.stages, dedup_horizon_s=settings.dedup_horizon_s,
+        )
+        self.rollup = RollupStage(
+            ViewConfig(
+                tz=settings.timezone, stages=settings.stages, currency=settings.reporting_currency,
+                customer_lifetime_days=Decimal(str(settings.customer_lifetime_days)),
+            )
+        )
         self.registry.register(
             KpiCollector(
-                self,
-                settings.max_series_per_kpi,
+                self, settings.max_series_per_kpi,
                 on_fold=lambda kpi, n: self.metrics.series_folded.labels(kpi).inc(n),
             )
         )
         self.redis = RedisSink(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
-        self.ready = False
-        self.started_at = time.time()
+        self.recovered: set[str] = set()
+
+    @property
+    def ready(self) -> bool:
+        return self.recovered >= {"stream-time", "entities", "rollup"}
 
     def place_rep(self, rep_id: str, team_id: str, region_id: str) -> None:
         if self.directory.place(rep_id, team_id, region_id):
             self.directory_changed = True
 
-    def current_records(self):
-        return self.book.current_records(time.time())
-
-    def load_partials(self, table: faust.Table, partitions: set[int]) -> None:
-        """Rebuild the in-memory book from the recovered table, active partitions only."""
-        book = self.book
-        book.partials.clear()
-        book.dirty_partials.clear()
-        for key, raw in table.data.items():
-            partition, _ = split_partial_key(key)
-            if partition in partitions:
-                book.partials[key] = decode_counts(raw)
-        book.rebuild()
-        self.ready = True
-        log.info("state recovered: %d partials on partitions %s", len(book.partials), sorted(partitions))
+    def current_records(self) -> list:
+        return self.rollup.view.current()
 
 
 def faust_credentials(settings: Settings) -> Any:
@@ -119,7 +134,7 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_enabled=True,
-        topic_partitions=input_partitions,
+        topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
@@ -128,64 +143,103 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         producer_acks=-1,
         logging_config=None,
     )
-    def raw_topic(name: str) -> faust.TopicT:
+
+    def raw_topic(*names: str) -> faust.TopicT:
         return app.topic(
-            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+            *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         )
 
-    crm = raw_topic(settings.topic_crm)
+    entity_events_name, cells_name = internal_topic_names(settings)
+    inputs = raw_topic(settings.topic_crm, settings.topic_billing)
+    reps_topic = raw_topic(settings.topic_reps)
+    entity_events = raw_topic(entity_events_name)
+    cells = raw_topic(cells_name)
     dlq = raw_topic(settings.topic_dlq)
     kpi_values = raw_topic(settings.topic_kpi_values)
-    # Billing KPIs come with the KPI engine; until then billing and reps records are
-    # validated so bad ones reach the DLQ, and good reps feed the directory (below).
-    validate_only = app.topic(settings.topic_billing, settings.topic_reps, key_type=bytes,
-                              value_type=bytes, key_serializer="raw", value_serializer="raw")
 
-    table = app.tables.add(
-        PartialsTable(
-            app,
-            name=PARTIALS_TABLE,
-            schema=faust.Schema(
-                key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-            ),
-            partitions=input_partitions,
-            beacon=app.tables.beacon,
+    def table(name: str, partitions: int, stage: str, recover: Callable) -> RecoveringTable:
+        created = app.tables.add(
+            RecoveringTable(
+                app, name=name, partitions=partitions, beacon=app.tables.beacon,
+                schema=faust.Schema(key_type=bytes, value_type=bytes,
+                                    key_serializer="raw", value_serializer="raw"),
+            )
         )
-    )
-    table.on_recovered = lambda partitions: runtime.load_partials(table, partitions)
-    publisher = Publisher(runtime, kpi_values)
 
-    @app.agent(crm, name="crm-ingest")
-    async def crm_ingest(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
-            await apply_batch([event.message for event in events])
+        def recovered(items: list[tuple[bytes, bytes]], active: set[int]) -> None:
+            recover(items, active)
+            runtime.recovered.add(stage)
+            log.info("%s recovered: %d keys on partitions %s", stage, len(items), sorted(active))
 
-    @app.agent(validate_only, name="validate")
-    async def validate(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
-            await dead_letter(runtime.ingestor.ingest([event.message for event in events]))
+        created.on_recovered = recovered
+        return created
 
-    async def dead_letter(rejections: list) -> None:
-        # Queued on the producer, which Faust flushes before committing the offsets.
+    def recover_clock(items: list[tuple[bytes, bytes]], active: set[int]) -> None:
+        for key, raw in items:
+            name = key.decode()
+            if int(name.rsplit("|", 1)[1]) in active:
+                runtime.clock.newest[name] = float(raw)
+
+    stream_time = table("stream-time", input_partitions, "stream-time", recover_clock)
+    entity_table = table("entities", settings.topic_partitions, "entities", runtime.entities.recover)
+    rollup_table = table("rollup", settings.topic_partitions, "rollup", runtime.rollup.recover)
+
+    def write(table_: RecoveringTable, partition: int, key: bytes, value: bytes) -> None:
+        # The changelog record goes out with this batch; Faust flushes the producer before
+        # committing the batch's offsets, so state is durable before the input is acked.
+        table_.data[key] = value
+        table_.send_changelog(partition, key, value)
+
+    async def dead_letter(rejections: list[Rejection]) -> None:
         for rejection in rejections:
             await dlq.send(key=rejection.key, value=rejection.value, headers=rejection.headers)
 
-    async def apply_batch(messages: list) -> None:
-        await dead_letter(runtime.ingestor.ingest(messages))
-        # One changelog record per touched partial, not per event; Faust flushes the
-        # producer before it commits the batch's offsets, so state lands first.
-        for key, partial in runtime.book.take_dirty_partials().items():
-            raw = encode_counts(partial)
-            table.data[key] = raw
-            table.send_changelog(split_partial_key(key)[0], key, raw)
+    @app.agent(inputs, name="edge")
+    async def edge(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
+            forwards, rejections = runtime.edge.process([e.message for e in events], time.time())
+            await dead_letter(rejections)
+            for key, value in forwards:
+                await entity_events.send(key=key, value=value)
+            for name, newest in runtime.clock.take_changed().items():
+                write(stream_time, int(name.rsplit("|", 1)[1]), name.encode(), repr(newest).encode())
+
+    @app.agent(reps_topic, name="reps-gate")
+    async def reps_gate(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
+            _, rejections = runtime.reps_gate.process([e.message for e in events], time.time())
+            await dead_letter(rejections)
+
+    @app.agent(entity_events, name="entities")
+    async def entities(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
+            await dead_letter(runtime.entities.process([e.message for e in events]))
+            for partition, key, value in runtime.entities.dirty_records():
+                write(entity_table, partition, key, value)
+
+    @app.agent(cells, name="rollup")
+    async def rollup(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
+            for partition, key, value in runtime.rollup.process([e.message for e in events]):
+                write(rollup_table, partition, key, value)
+
+    publisher = Publisher(runtime, kpi_values)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+        # Stages are rebuilt from their tables once the new assignment has recovered.
+        runtime.recovered.clear()
 
     @app.timer(settings.flush_interval_s, on_leader=False)
     async def flush() -> None:
+        if not runtime.ready:
+            return
         if runtime.directory_changed:
             runtime.directory_changed = False
-            runtime.book.rebuild()
-        if runtime.ready:
-            await publisher.flush()
+            runtime.entities.rebuild()
+        for key, value in runtime.entities.cell_messages():
+            await cells.send(key=key, value=value)
+        await publisher.flush()
 
     @app.task
     async def connect_sinks() -> None:

@@ -62,10 +62,13 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
 
     from agents.app import create_app
     from streams.reps import RepsFileError
-    from streams.topics import ensure_topics
+    from streams.topics import TopicLayoutError, ensure_topics
 
     try:
         partitions = asyncio.run(asyncio.wait_for(ensure_topics(settings), 30))
+    except TopicLayoutError as exc:
+        err_console.print(f"[bold red]topics cannot be used:[/] {exc}")
+        raise typer.Exit(2) from None
     except Exception as exc:  # noqa: BLE001 - turn any connection failure into advice
         err_console.print(
             f"[bold red]cannot reach the broker at {settings.broker_url}[/] ({type(exc).__name__}).\n"
@@ -154,23 +157,36 @@ def replay(
 
 @cli.command()
 def kpis(
-    scope: Optional[str] = typer.Option(None, "--scope", help="e.g. rep:r-01, team:t-1, global"),
-    window: Optional[str] = typer.Option(None, "--window", help="day, week, month, quarter, year, all"),
+    scope: str = typer.Option("global", "--scope", help="e.g. rep:r-01, team:t-emea-1, region:emea, global"),
+    window: Optional[str] = typer.Option(None, "--window", help="day, week, month, quarter, year, 7d, 30d, 90d, all"),
     kpi: Optional[str] = typer.Option(None, "--kpi"),
     url: str = typer.Option("http://127.0.0.1:6066", "--url", help="a worker's web address"),
     as_json: bool = typer.Option(False, "--json", help="print JSON records"),
 ) -> None:
-    """Print current KPI values from a running worker."""
-    from exporters.board import board_table
+    """Print current KPI values of one scope from a running worker."""
+    from exporters.board import scope_table
 
-    records = fetch_kpis(url, scope=scope, window=window or ("day" if not as_json else None), kpi=kpi)
+    records = fetch_kpis(url, scope=scope, window=window, kpi=kpi)
     if records is None:
         err_console.print(f"no worker answers at {url}; start one with `kpi-pipeline worker`.")
         raise typer.Exit(1)
     if as_json:
         console.print_json(json.dumps(records))
+    elif not records:
+        console.print(f"no KPI values for scope {scope!r} yet")
     else:
-        console.print(board_table(records, title=f"KPIs ({window or 'day'})"))
+        console.print(scope_table(records, title=f"KPIs of {scope}"))
+
+
+@cli.command()
+def top(
+    url: str = typer.Option("http://127.0.0.1:6066", "--url", help="a worker's web address"),
+    interval: float = typer.Option(2.0, "--interval", min=0.2),
+) -> None:
+    """Live terminal board, green/amber/red."""
+    from agents.demo import watch_board
+
+    raise typer.Exit(watch_board(url, console=console, interval=interval))
 
 
 def fetch_kpis(url: str, **params: Optional[str]) -> list[dict[str, Any]] | None:

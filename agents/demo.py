@@ -22,7 +22,7 @@ from agents.embedded import (
     port_open,
     redis_reachable,
 )
-from exporters.board import board_table
+from exporters.board import BOARD_WINDOWS, board_table
 
 DEFAULT_WEB_PORT = 6066
 
@@ -63,8 +63,6 @@ def run_demo(
     *, duration: float | None, rate: float, seed: int, scenario: str, console: Console
 ) -> int:
     """Run everything until Ctrl-C or `duration`; return the exit code."""
-    from agents.cli import fetch_kpis
-
     workdir = Path(tempfile.mkdtemp(prefix="kpi-demo-"))
     env = dict(os.environ)
     env.setdefault("KPI_DATA_DIR", str(workdir / "data"))
@@ -102,35 +100,55 @@ def run_demo(
             f"simulator running at {rate:g} events/s.  Board below; also try:\n"
             f"  curl {web}/metrics    curl '{web}/kpis?scope=global'"
         )
-        return _board(web, worker, duration, console, fetch_kpis)
+        watch_board(web, console=console, duration=duration, alive=lambda: worker.poll() is None)
+        if worker.poll() is not None:
+            console.print(f"[bold red]the worker stopped unexpectedly (exit {worker.returncode})[/]")
+            return 1
+        console.print(f"logs: {workdir}")
+        return 0
 
 
-def _board(web: str, worker: subprocess.Popen, duration: float | None, console: Console, fetch) -> int:
+def render_board(web: str):
+    """The board from a worker's current records (None when the worker does not answer)."""
+    from agents.cli import fetch_kpis
+
+    records: list = []
+    for window in BOARD_WINDOWS:
+        fetched = fetch_kpis(web, window=window)
+        if fetched is None:
+            return None
+        records += fetched
+    return board_table(records, title=f"Sales KPIs · {time.strftime('%H:%M:%S')}")
+
+
+def watch_board(
+    web: str, *, console: Console, interval: float = 2.0, duration: float | None = None,
+    alive=lambda: True,
+) -> int:
+    """Redraw the board until Ctrl-C, `duration`, or `alive()` turns false."""
     deadline = time.monotonic() + duration if duration else None
     interactive = console.is_terminal and duration is None
 
-    def render():
-        records = fetch(web, window="day") or []
-        return board_table(records, title=f"Sales KPIs today · {time.strftime('%H:%M:%S')}")
+    def running() -> bool:
+        return alive() and (deadline is None or time.monotonic() < deadline)
+
+    def frame():
+        return render_board(web) or f"no worker answers at {web}"
 
     try:
         if interactive:
-            with Live(render(), console=console, refresh_per_second=1) as live:
-                while worker.poll() is None:
-                    time.sleep(1)
-                    live.update(render())
+            with Live(frame(), console=console, refresh_per_second=1) as live:
+                while running():
+                    time.sleep(interval)
+                    live.update(frame())
         else:
             next_print = time.monotonic()
-            while worker.poll() is None and (deadline is None or time.monotonic() < deadline):
+            while running():
                 if time.monotonic() >= next_print:
-                    console.print(render())
+                    console.print(frame())
                     next_print = time.monotonic() + 10
                 time.sleep(0.5)
-            console.print(render())
+            console.print(frame())
     except KeyboardInterrupt:
         console.print("stopping…")
-        return 0
-    if worker.poll() is not None:
-        console.print(f"[bold red]the worker stopped unexpectedly (exit {worker.returncode})[/]")
-        return 1
     return 0

@@ -1,4 +1,4 @@
-"""Publishes the KPIs changed since the last flush to kpi.values and Redis, coalesced per key."""
+"""Publishes the KPI records changed since the last flush to kpi.values and Redis."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import logging
 import time
 from typing import Any
 
-from kpi_state.count_book import SeriesKey
 from kpi_state.records import KpiValue, to_json
 
 log = logging.getLogger(__name__)
@@ -18,31 +17,30 @@ class Publisher:
     def __init__(self, runtime: Any, kpi_values_topic: Any) -> None:
         self.runtime = runtime
         self.topic = kpi_values_topic
-        # Records Redis has not taken yet, by series: a newer record replaces an older one.
-        self._redis_backlog: dict[SeriesKey, KpiValue] = {}
+        # Records Redis has not taken yet, by key: a newer record replaces an older one.
+        self._redis_backlog: dict[str, KpiValue] = {}
 
     async def flush(self) -> int:
         runtime = self.runtime
-        book, metrics = runtime.book, runtime.metrics
-        changed = book.take_changed()
-        if not changed and not self._redis_backlog:
+        metrics = runtime.metrics
+        records = runtime.rollup.view.refresh(time.time())
+        if not records and not self._redis_backlog:
             return 0
-        now = time.time()
-        records = {series: book.record(series, now) for series in sorted(changed)}
         started = time.perf_counter()
-        for record in records.values():
+        for record in records:
             await self.topic.send(key=record.key.encode(), value=to_json(record))
         metrics.records_published.labels("kafka").inc(len(records))
         metrics.flush_duration.labels("kafka").observe(time.perf_counter() - started)
         if runtime.redis is not None:
-            self._redis_backlog.update(records)
+            self._redis_backlog.update((record.key, record) for record in records)
             await self._to_redis()
         return len(records)
 
     async def _to_redis(self) -> None:
         runtime = self.runtime
         pending = list(self._redis_backlog.values())
-        current = [r for s, r in self._redis_backlog.items() if runtime.book.is_current(s)]
+        current_keys = {r.key for r in runtime.rollup.view.current()}
+        current = [r for r in pending if r.key in current_keys]
         started = time.perf_counter()
         try:
             await runtime.redis.write(pending, current)

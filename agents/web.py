@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from kpi_state.count_book import COUNT_WINDOWS
 from kpi_state.records import as_dict
+from kpi_state.rollup import WINDOWS
 
 
 def register_pages(app: faust.App, runtime: Any) -> None:
@@ -25,28 +24,30 @@ def register_pages(app: faust.App, runtime: Any) -> None:
 
     @app.page("/ready")
     async def ready(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
-        status = 200 if runtime.ready else 503
-        return web.json({"ready": runtime.ready}, status=status)
+        return web.json({"ready": runtime.ready}, status=200 if runtime.ready else 503)
 
     @app.page("/kpis")
     async def kpis(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
         query = request.query
         window = query.get("window") or None
-        if window is not None and window not in COUNT_WINDOWS:
-            return web.json(
-                {"error": f"unknown window {window!r}", "windows": list(COUNT_WINDOWS)}, status=400
-            )
-        start = None
-        if query.get("start"):
+        if window is not None and window not in WINDOWS:
+            return web.json({"error": f"unknown window {window!r}", "windows": list(WINDOWS)}, status=400)
+        start = query.get("start") or None
+        if start is not None:
             try:
-                start = date.fromisoformat(query["start"][:10])
+                start_day = date.fromisoformat(start[:10])
             except ValueError:
                 return web.json({"error": "start must be a date such as 2026-11-01"}, status=400)
-        records = runtime.book.query(
-            time.time(),
-            scope=query.get("scope") or None,
-            window=window,
-            kpi=query.get("kpi") or None,
-            start=start,
+        view = runtime.rollup.view
+        if start is None:
+            records = view.current()
+        else:
+            records = view.at(start_day, window)
+        scope, kpi = query.get("scope") or None, query.get("kpi") or None
+        return web.json(
+            [
+                as_dict(r)
+                for r in sorted(records, key=lambda r: (r.scope, r.kpi, r.window))
+                if scope in (None, r.scope) and window in (None, r.window) and kpi in (None, r.kpi)
+            ]
         )
-        return web.json([as_dict(r) for r in records])

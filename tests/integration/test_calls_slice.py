@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 import redis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.integration.conftest import wait_for
 
@@ -43,19 +43,29 @@ async def produce(env: dict[str, str], records: list[tuple[bytes | None, bytes]]
         await producer.stop()
 
 
-async def consume_all(env: dict[str, str], topic: str, expect_at_least: int, timeout: float = 20):
+async def consume_all(env: dict[str, str], topic: str, expect_at_least: int = 0, timeout: float = 20):
+    """Every record of `topic` up to its current end (waiting for at least `expect_at_least`)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=hosts(env), auto_offset_reset="earliest", enable_auto_commit=False,
+        bootstrap_servers=hosts(env), auto_offset_reset="earliest", enable_auto_commit=False,
         group_id=None,
     )
     await consumer.start()
     records = []
     try:
+        await consumer.topics()
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(records) < expect_at_least:
-            batch = await consumer.getmany(timeout_ms=500)
-            for messages in batch.values():
-                records.extend(messages)
+        while time.monotonic() < deadline:
+            end = await consumer.end_offsets(partitions)
+            while any([await consumer.position(tp) < end[tp] for tp in partitions]):
+                batch = await consumer.getmany(timeout_ms=500)
+                for messages in batch.values():
+                    records.extend(messages)
+            if len(records) >= expect_at_least:
+                break
+            await asyncio.sleep(0.3)
     finally:
         await consumer.stop()
     return records

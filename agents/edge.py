@@ -1,0 +1,84 @@
+"""The edge stage: decode and check each input record, dead-letter it or forward it by entity."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from agents.dead_letter import Rejection, header_list, reject
+from exporters.pipeline_metrics import PipelineMetrics
+from kpi_state.errors import InvalidEvent
+from kpi_state.routing import entity_key
+from kpi_state.stream_clock import StreamClock
+from streams.decode import Decoder
+from streams.internal import Forwarded, pack_forwarded
+
+CRM_TYPES = frozenset({
+    "call.logged", "email.sent", "meeting.booked", "demo.completed", "prospect.contacted",
+    "opportunity.created", "opportunity.stage_changed", "opportunity.won", "opportunity.lost",
+})
+BILLING_TYPES = frozenset({"invoice.issued", "payment.received", "credit_note.issued", "spend.recorded"})
+
+
+class SourceRecord(Protocol):
+    """The parts of a consumed Kafka record used here (Faust's Message has them)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Any
+    timestamp: float | None
+
+
+def _ms(timestamp: float | None) -> int | None:
+    return int(timestamp * 1000) if timestamp is not None else None
+
+
+class Edge:
+    """No Faust here: records in, (entity key, forwarded bytes) and rejections out."""
+
+    def __init__(
+        self, decoder: Decoder, clock: StreamClock, metrics: PipelineMetrics,
+        accepted: dict[str, frozenset[str]], keyed_by: dict[str, str] | None = None,
+    ) -> None:
+        self.decoder = decoder
+        self.clock = clock
+        self.metrics = metrics
+        self.accepted = accepted  # topic -> event types it may carry
+        # topic -> data field its Kafka key must equal (compacted topics such as sales.reps)
+        self.keyed_by = keyed_by or {}
+
+    def process(
+        self, records: list[SourceRecord], wall_now: float
+    ) -> tuple[list[tuple[bytes, bytes]], list[Rejection]]:
+        forwards: list[tuple[bytes, bytes]] = []
+        rejections: list[Rejection] = []
+        for record in records:
+            self.metrics.events_in.labels(record.topic).inc()
+            try:
+                event = self.decoder.decode(record.value)
+                if event.type not in self.accepted.get(record.topic, frozenset()):
+                    raise InvalidEvent("unknown_type", f"type {event.type} does not belong on this topic")
+                field = self.keyed_by.get(record.topic)
+                if field and record.key is not None and record.key != getattr(event, field).encode():
+                    raise InvalidEvent("key_mismatch", f"the record key differs from data.{field}")
+                self.clock.check(f"{record.topic}|{record.partition}", event.ts, wall_now)
+            except InvalidEvent as exc:
+                rejections.append(self._reject(record, exc.reason, exc.detail))
+                continue
+            forwards.append((entity_key(event), pack_forwarded(Forwarded(
+                record.key, record.value, header_list(record.headers), record.topic,
+                record.partition, record.offset, _ms(record.timestamp),
+            ))))
+        return forwards, rejections
+
+    def _reject(self, record: SourceRecord, reason: str, detail: str) -> Rejection:
+        self.metrics.events_rejected.labels(reason).inc()
+        if reason == "too_late":
+            self.metrics.late.inc()
+        return reject(
+            key=record.key, value=record.value, headers=record.headers, reason=reason,
+            detail=detail, topic=record.topic, partition=record.partition,
+            offset=record.offset, timestamp_ms=_ms(record.timestamp),
+        )

@@ -2,39 +2,56 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
+from kpi_state.calendar import iso_utc
 from kpi_state.records import KpiValue, to_json
 
 log = logging.getLogger(__name__)
+
+# Series recomputed between two yields to the event loop: a replay of history can change
+# thousands at once, and heartbeats, the web server and the agents must keep running.
+SERIES_PER_STEP = 64
 
 
 class Publisher:
     """One flush: changed series → records → every sink; a failing sink is counted and retried."""
 
-    def __init__(self, runtime: Any, kpi_values_topic: Any) -> None:
+    def __init__(self, runtime: Any, kpi_values_topic: str) -> None:
         self.runtime = runtime
         self.topic = kpi_values_topic
+        self.in_flight = 0  # series taken but not published yet
         # Records Redis has not taken yet, by key: a newer record replaces an older one.
         self._redis_backlog: dict[str, KpiValue] = {}
 
     async def flush(self) -> int:
         runtime = self.runtime
-        metrics = runtime.metrics
-        records = runtime.rollup.view.refresh(time.time())
-        if not records and not self._redis_backlog:
-            return 0
+        view, out, metrics = runtime.rollup.view, runtime.out, runtime.metrics
+        series = view.take_changed()
+        self.in_flight = len(series)
+        stamp = iso_utc(time.time())
         started = time.perf_counter()
-        for record in records:
-            await self.topic.send(key=record.key.encode(), value=to_json(record))
-        metrics.records_published.labels("kafka").inc(len(records))
-        metrics.flush_duration.labels("kafka").observe(time.perf_counter() - started)
-        if runtime.redis is not None:
-            self._redis_backlog.update((record.key, record) for record in records)
+        published = 0
+        for index, one in enumerate(series):
+            records = view.changed_records(one, stamp)
+            for record in records:
+                await out.send(self.topic, record.key.encode(), to_json(record))
+            if runtime.redis is not None:
+                self._redis_backlog.update((record.key, record) for record in records)
+            published += len(records)
+            self.in_flight -= 1
+            if index % SERIES_PER_STEP == SERIES_PER_STEP - 1:
+                await asyncio.sleep(0)
+        await out.flush()
+        if published:
+            metrics.records_published.labels("kafka").inc(published)
+            metrics.flush_duration.labels("kafka").observe(time.perf_counter() - started)
+        if runtime.redis is not None and self._redis_backlog:
             await self._to_redis()
-        return len(records)
+        return published
 
     async def _to_redis(self) -> None:
         runtime = self.runtime

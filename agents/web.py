@@ -26,6 +26,11 @@ def register_pages(app: faust.App, runtime: Any) -> None:
     async def ready(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
         return web.json({"ready": runtime.ready}, status=200 if runtime.ready else 503)
 
+    @app.page("/status")
+    async def status(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+        """A small JSON summary for operators and scripts (cheaper than a full scrape)."""
+        return web.json(runtime.status())
+
     @app.page("/kpis")
     async def kpis(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
         query = request.query

@@ -66,6 +66,11 @@ class PipelineMetrics:
             ["sink"],
             registry=registry,
         )
+        self.unpublished = Gauge(
+            "kpi_pipeline_unpublished_changes",
+            "Changed cells and KPI series waiting for the next flush (0 when all is published)",
+            registry=registry,
+        )
         self.series_folded = Counter(
             "kpi_pipeline_series_folded",
             "KPI series exposed under scope id `other` because a KPI passed its series limit",

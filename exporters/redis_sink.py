@@ -14,6 +14,9 @@ from kpi_state.records import KpiValue, to_json
 #   {prefix}:changes  pub/sub channel, one JSON record per message
 
 
+CHUNK = 1000
+
+
 class RedisSink:
     """Batched writer; `setup()` connects and fails fast, `write()` takes one flush."""
 
@@ -36,15 +39,23 @@ class RedisSink:
             self.client = None
 
     async def write(self, records: Sequence[KpiValue], current: Sequence[KpiValue]) -> None:
-        """Store every changed record; `current` are those that are their window's current period."""
+        """Store every changed record; `current` are those that are their window's current period.
+
+        Sent in pipelines of CHUNK records: one huge pipeline would be encoded in a single
+        step and hold up the worker's event loop.
+        """
         if not records or self.client is None:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for record in records:
-            body = to_json(record)
-            pipe.set(f"{self.prefix}:value:{record.key}", body)
-            pipe.publish(self.channel, body)
-        for record in current:
-            field = record.kpi + "".join(f"|{k}={v}" for k, v in sorted(record.dims.items()))
-            pipe.hset(f"{self.prefix}:current:{record.scope}:{record.window}", field, to_json(record))
-        await pipe.execute()
+        for start in range(0, len(records), CHUNK):
+            pipe = self.client.pipeline(transaction=False)
+            for record in records[start : start + CHUNK]:
+                body = to_json(record)
+                pipe.set(f"{self.prefix}:value:{record.key}", body)
+                pipe.publish(self.channel, body)
+            await pipe.execute()
+        for start in range(0, len(current), CHUNK):
+            pipe = self.client.pipeline(transaction=False)
+            for record in current[start : start + CHUNK]:
+                field = record.kpi + "".join(f"|{k}={v}" for k, v in sorted(record.dims.items()))
+                pipe.hset(f"{self.prefix}:current:{record.scope}:{record.window}", field, to_json(record))
+            await pipe.execute()

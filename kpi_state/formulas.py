@@ -83,14 +83,13 @@ def _by_dims(t: Totals, stages: tuple[str, ...]) -> Iterator[KpiResult]:
         elif component == "stage_left":
             left[dims[0][1]] = amount
     advanced_by_from = {dict(dims)["from"]: amount for dims, amount in advanced}
-    # Every consecutive pair whose first stage was entered: 0 % is news too.
+    # Every configured stage and pair, zeros included: a record that drops out of the
+    # results would otherwise keep its old value downstream.
     for source, target in zip(stages, stages[1:]):
-        if source in entered or source in advanced_by_from:
-            dims = (("from", source), ("to", target))
-            yield _ratio("stage_conversion", advanced_by_from.get(source, ZERO),
-                         entered.get(source, ZERO), dims)
-    for stage in sorted(left):
-        yield _ratio("stage_duration_days", durations.get(stage, ZERO), left[stage], (("stage", stage),))
+        dims = (("from", source), ("to", target))
+        yield _ratio("stage_conversion", advanced_by_from.get(source, ZERO), entered.get(source, ZERO), dims)
+    for stage in stages:
+        yield _ratio("stage_duration_days", durations.get(stage, ZERO), left.get(stage, ZERO), (("stage", stage),))
 
 
 def window_days(window: str, start: str, tz: str, first_day: date | None, newest_day: date | None) -> Decimal:
@@ -149,18 +148,17 @@ def previous_start(window: str, start: str) -> str:
     return previous_period_date(date.fromisoformat(start), window).isoformat()
 
 
-def snapshots(t: Totals, rates_90d: Totals) -> Iterator[KpiResult]:
+def snapshots(t: Totals, rates_90d: Totals, stages: tuple[str, ...]) -> Iterator[KpiResult]:
     """Window `all` only: receivables, open pipeline (total and per stage), velocity."""
     yield _count("overdue_receivables", t.value("overdue"))
     open_total = value_total = ZERO
-    for key, amount in sorted(t.values.items()):
-        component, dims = _dims_of(key)
-        if component == "open_opps":
-            open_total += amount
-            yield _count("open_opportunities", amount, dims)
-        elif component == "open_value":
-            value_total += amount
-            yield _count("pipeline_value", amount, dims)
+    for stage in stages:
+        dims = (("stage", stage),)
+        count, value = t.value(f"open_opps|stage={stage}"), t.value(f"open_value|stage={stage}")
+        open_total += count
+        value_total += value
+        yield _count("open_opportunities", count, dims)
+        yield _count("pipeline_value", value, dims)
     yield _count("open_opportunities", open_total)
     yield _count("pipeline_value", value_total)
     won, lost = rates_90d.value("won"), rates_90d.value("lost")

@@ -47,10 +47,21 @@ class KpiView:
         self.rollup = rollup
         self.config = config
         self.latest: dict[str, KpiValue] = {}
+        # Last numbers published per series and (kpi, dims), to publish only what moved.
+        self._numbers: dict[Series, dict[tuple, tuple]] = {}
+        self._current: list[KpiValue] | None = None
         self._first_day: date | None = None
 
     def refresh(self, updated_at: float) -> list[KpiValue]:
-        """Records of every changed series (all of them are published)."""
+        """Records of every KPI that changed since the last refresh (all of them at once)."""
+        stamp = iso_utc(updated_at)
+        out: list[KpiValue] = []
+        for series in self.take_changed():
+            out += self.changed_records(series, stamp)
+        return out
+
+    def take_changed(self) -> list[Series]:
+        """The series to recompute, in order; callers may spread the work over several steps."""
         changed = self.rollup.take_changed()
         for scope, window, start in list(changed):
             if window in CALENDAR_WINDOWS and start:
@@ -61,11 +72,29 @@ class KpiView:
                 following = (scope, window, next_period_date(day, window).isoformat())
                 if following in self.rollup.periods:
                     changed.add(following)
-        out: list[KpiValue] = []
-        for series in sorted(changed):
-            for record in self.records(series, updated_at):
-                self.latest[record.key] = record
-                out.append(record)
+        return sorted(changed)
+
+    def changed_records(self, series: Series, stamp: str) -> list[KpiValue]:
+        """Records of the series' KPIs whose numbers or window moved since last time.
+
+        A series changes as a whole but its KPIs rarely all do; comparing plain numbers
+        first keeps the records (and the messages) to the KPIs that changed.
+        """
+        scope, window, start = series
+        bounds = self._bounds(window, start)
+        known = self._numbers.setdefault(series, {})
+        out = []
+        for result in self.results(series):
+            numbers = (result.numerator, result.denominator, result.value, bounds)
+            slot = (result.kpi, result.dims)
+            if known.get(slot) == numbers:
+                continue
+            known[slot] = numbers
+            record = self._record(result, scope, window, bounds[0], bounds[1], stamp)
+            self.latest[record.key] = record
+            out.append(record)
+        if out:
+            self._current = None
         return out
 
     def records(self, series: Series, updated_at: float) -> list[KpiValue]:
@@ -87,15 +116,21 @@ class KpiView:
         if window in CALENDAR_WINDOWS:
             yield from growth(totals, rollup.totals(scope, window, previous_start(window, start)))
         if window == "all":
-            yield from snapshots(totals, rollup.totals(scope, "90d", ""))
+            yield from snapshots(totals, rollup.totals(scope, "90d", ""), config.stages)
 
     def current(self) -> list[KpiValue]:
-        """The current period's records of every key (what boards and /metrics show)."""
-        starts = {w: self._bounds(w, self.rollup.current_start(w))[0] for w in CALENDAR_WINDOWS}
-        return [
-            r for r in self.latest.values()
-            if r.window not in starts or r.window_start == starts[r.window]
-        ]
+        """The current period's records of every key (what boards and /metrics show).
+
+        Cached until the next refresh that publishes something: scrapes and board
+        polls then cost nothing, however much history `latest` holds.
+        """
+        if self._current is None:
+            starts = {w: self._bounds(w, self.rollup.current_start(w))[0] for w in CALENDAR_WINDOWS}
+            self._current = [
+                r for r in self.latest.values()
+                if r.window not in starts or r.window_start == starts[r.window]
+            ]
+        return self._current
 
     def at(self, day: date, window: str | None) -> list[KpiValue]:
         """The records of the calendar periods holding `day` (one window or all kinds)."""
@@ -114,8 +149,10 @@ class KpiView:
         if newest_day is None or newest_ts is None:
             return None, None
         if window in ROLLING_DAYS:
+            # Whole local days, up to and including the newest event's day.
             first = newest_day - timedelta(days=ROLLING_DAYS[window] - 1)
-            return iso_utc(period_bounds(first, "day", tz)[0]), iso_utc(newest_ts)
+            return (iso_utc(period_bounds(first, "day", tz)[0]),
+                    iso_utc(period_bounds(newest_day, "day", tz)[1]))
         return None, None
 
     def _record(self, result: KpiResult, scope: str, window: str, window_start: str | None,

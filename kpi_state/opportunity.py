@@ -55,6 +55,7 @@ class OpportunityState(msgspec.Struct, kw_only=True):
     closed_ts: float | None = None
     closed_by: str | None = None
     won_amount: Decimal | None = None
+    won_next: str | None = None  # the stage after the one a won deal was in
 
     @classmethod
     def start(
@@ -110,8 +111,10 @@ class OpportunityState(msgspec.Struct, kw_only=True):
         current = self._position(stages)
         if self.outcome is not None or current is None or not self._in_order(event.ts):
             return INVALID_TRANSITION
-        # Won is beyond the last stage: every stage not reached yet counts as passed.
-        self._enter(stages[current + 1 :], event.ts, event.rep_id)
+        # Won is beyond every stage, so the current one converts to the next; the stages
+        # after it were never worked, so they get no (zero-length) visit that would drag
+        # their mean duration down.
+        self.won_next = stages[current + 1] if current + 1 < len(stages) else None
         self._close(WON, event.ts, event.rep_id)
         self.won_amount = event.amount
         return None
@@ -191,8 +194,9 @@ class OpportunityState(msgspec.Struct, kw_only=True):
             # The advance counts where its denominator (the entry) counts: same rep, same day.
             entrant, entered_day = rep_attribution(visit.entered_by), day(visit.entered_ts)
             out.append(Contribution("stage_entered", entrant, entered_day, stage_dims))
-            if i + 1 < len(visits):
-                advance_dims = (("from", visit.stage), ("to", visits[i + 1].stage))
+            following = visits[i + 1].stage if i + 1 < len(visits) else self.won_next
+            if following is not None:
+                advance_dims = (("from", visit.stage), ("to", following))
                 out.append(Contribution("stage_advanced", entrant, entered_day, advance_dims))
             if visit.left_ts is not None and visit.left_by is not None:
                 leaver, left_day = rep_attribution(visit.left_by), day(visit.left_ts)

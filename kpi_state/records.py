@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 
+from kpi_state.calendar import CALENDAR_WINDOWS
+
 
 class KpiValue(msgspec.Struct, omit_defaults=False):
     """One KPI for one scope and window, as published on kpi.values, HTTP and Redis."""
@@ -32,8 +34,10 @@ class KpiValue(msgspec.Struct, omit_defaults=False):
 def record_key(
     kpi: str, scope: str, window: str, window_start: str | None, dims: dict[str, str]
 ) -> str:
-    # Rolling windows and `all` have one key each, so their start part is empty.
-    key = f"{kpi}|{scope}|{window}|{window_start or ''}"
+    # Rolling windows and `all` have one key each (their record is replaced as the
+    # window moves), so only calendar windows put their start in the key.
+    start = window_start if window in CALENDAR_WINDOWS and window_start else ""
+    key = f"{kpi}|{scope}|{window}|{start}"
     for name in sorted(dims):
         key += f"|{name}={dims[name]}"
     return key

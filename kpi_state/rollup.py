@@ -109,6 +109,11 @@ class Rollup:
         changed, self.changed = self.changed, set()
         return changed
 
+    @property
+    def pending(self) -> int:
+        """Series changed but not taken yet."""
+        return len(self.changed) + len(self._rolling_dirty)
+
     def mark_all_changed(self) -> None:
         self.changed |= set(self.periods)
         self._rolling_dirty |= self.scopes

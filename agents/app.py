@@ -7,10 +7,11 @@ rollup    {app}-cells                 → scope totals, KPI records      → kpi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import faust
 import mode
@@ -34,21 +35,11 @@ from streams.decode import Decoder
 from streams.kafka_security import ssl_context
 from streams.reps import RepsReader, read_reps_file
 from streams.settings import Settings
-from streams.topics import internal_topic_names
+from streams.state_log import read_state
+from streams.topics import internal_topic_names, state_topic_name
 
 log = logging.getLogger(__name__)
 INFINITE = float("inf")
-
-
-class RecoveringTable(faust.Table):
-    """A table that tells its stage when recovery has finished, with the active partitions."""
-
-    on_recovered: Callable[[list[tuple[bytes, bytes]], set[int]], None] | None = None
-
-    async def on_recovery_completed(self, active_tps: set, standby_tps: set) -> None:
-        await super().on_recovery_completed(active_tps, standby_tps)
-        if self.on_recovered is not None:
-            self.on_recovered(list(self.data.items()), {tp.partition for tp in active_tps})
 
 
 class Runtime:
@@ -93,7 +84,7 @@ class Runtime:
         )
         self.out = KafkaOut(settings)
         self.redis = RedisSink(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
-        self.recovered: set[str] = set()
+        self.ready_event = asyncio.Event()
         self.publisher: Publisher | None = None
         self.metrics.unpublished.set_function(self.unpublished)
 
@@ -124,7 +115,7 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        return self.recovered >= {"stream-time", "entities", "rollup"}
+        return self.ready_event.is_set()
 
     def place_rep(self, rep_id: str, team_id: str, region_id: str) -> None:
         if self.directory.place(rep_id, team_id, region_id):
@@ -185,40 +176,43 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
     entity_events = raw_topic(entity_events_name)
     cells = raw_topic(cells_name)
 
-    def table(name: str, partitions: int, stage: str, recover: Callable) -> RecoveringTable:
-        created = app.tables.add(
-            RecoveringTable(
-                app, name=name, partitions=partitions, beacon=app.tables.beacon,
-                schema=faust.Schema(key_type=bytes, value_type=bytes,
-                                    key_serializer="raw", value_serializer="raw"),
-            )
-        )
-
-        def recovered(items: list[tuple[bytes, bytes]], active: set[int]) -> None:
-            recover(items, active)
-            runtime.recovered.add(stage)
-            log.info("%s recovered: %d keys on partitions %s", stage, len(items), sorted(active))
-
-        created.on_recovered = recovered
-        return created
-
     def recover_clock(items: list[tuple[bytes, bytes]], active: set[int]) -> None:
+        runtime.clock.newest.clear()
         for key, raw in items:
             name = key.decode()
             if int(name.rsplit("|", 1)[1]) in active:
                 runtime.clock.newest[name] = float(raw)
 
-    stream_time = table("stream-time", input_partitions, "stream-time", recover_clock)
-    entity_table = table("entities", settings.topic_partitions, "entities", runtime.entities.recover)
-    rollup_table = table("rollup", settings.topic_partitions, "rollup", runtime.rollup.recover)
+    stages = {
+        # stage: (the input whose partitions it owns, how it takes its state back)
+        "stream-time": (settings.topic_crm, recover_clock),
+        "entities": (entity_events_name, runtime.entities.recover),
+        "rollup": (cells_name, runtime.rollup.recover),
+    }
+    state_topics = {stage: state_topic_name(settings, stage) for stage in stages}
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+        # Each stage reads back the state of exactly the partitions it now owns, before
+        # its agent handles a record (agents wait for `ready`).
+        runtime.ready_event.clear()
+        for stage, (source, recover) in stages.items():
+            owned = {tp.partition for tp in assigned or () if tp.topic == source}
+            items = await read_state(settings, state_topics[stage], owned)
+            recover(items, owned)
+            log.info("%s recovered: %d keys on partitions %s", stage, len(items), sorted(owned))
+        runtime.ready_event.set()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+        runtime.ready_event.clear()
 
     out = runtime.out
 
-    async def write(table_: RecoveringTable, partition: int, key: bytes, value: bytes) -> None:
-        # Straight to the changelog (Faust recovers from it whoever wrote it); every batch
-        # ends with `out.flush()`, so state is on the broker before the input is acked.
-        table_.data[key] = value
-        await out.send(table_.changelog_topic.get_topic_name(), key, value, partition=partition)
+    async def write(stage: str, partition: int, key: bytes, value: bytes) -> None:
+        # Every batch ends with `out.flush()`, so its state is on the broker before Faust
+        # commits the batch's input offsets.
+        await out.send(state_topics[stage], key, value, partition=partition)
 
     async def dead_letter(rejections: list[Rejection]) -> None:
         for rejection in rejections:
@@ -227,17 +221,19 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
     @app.agent(inputs, name="edge")
     async def edge(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
+            await runtime.ready_event.wait()
             forwards, rejections = runtime.edge.process([e.message for e in events], time.time())
             await dead_letter(rejections)
             for key, value in forwards:
                 await out.send(entity_events_name, key, value)
             for name, newest in runtime.clock.take_changed().items():
-                await write(stream_time, int(name.rsplit("|", 1)[1]), name.encode(), repr(newest).encode())
+                await write("stream-time", int(name.rsplit("|", 1)[1]), name.encode(), repr(newest).encode())
             await out.flush()
 
     @app.agent(reps_topic, name="reps-gate")
     async def reps_gate(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
+            await runtime.ready_event.wait()
             _, rejections = runtime.reps_gate.process([e.message for e in events], time.time())
             await dead_letter(rejections)
             await out.flush()
@@ -245,16 +241,18 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
     @app.agent(entity_events, name="entities")
     async def entities(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
+            await runtime.ready_event.wait()
             await dead_letter(runtime.entities.process([e.message for e in events]))
             for partition, key, value in runtime.entities.dirty_records():
-                await write(entity_table, partition, key, value)
+                await write("entities", partition, key, value)
             await out.flush()
 
     @app.agent(cells, name="rollup")
     async def rollup(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
+            await runtime.ready_event.wait()
             for partition, key, value in runtime.rollup.process([e.message for e in events]):
-                await write(rollup_table, partition, key, value)
+                await write("rollup", partition, key, value)
             await out.flush()
 
     publisher = runtime.publisher = Publisher(runtime, settings.topic_kpi_values)
@@ -270,10 +268,6 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
             await out.flush()
             await out.stop()
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
-        # Stages are rebuilt from their tables once the new assignment has recovered.
-        runtime.recovered.clear()
 
     pacing = {"next": 0.0}
 

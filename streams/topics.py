@@ -18,11 +18,23 @@ def internal_topic_names(settings: Settings) -> tuple[str, str]:
     return f"{settings.app_id}-entity-events", f"{settings.app_id}-cells"
 
 
-def topic_specs(settings: Settings) -> list[NewTopic]:
+STATE_STAGES = ("stream-time", "entities", "rollup")
+
+
+def state_topic_name(settings: Settings, stage: str) -> str:
+    """Where a stage keeps its state (compacted, partitioned like the stage's input)."""
+    return f"{settings.app_id}-{stage}-state"
+
+
+def topic_specs(settings: Settings, input_partitions: int | None = None) -> list[NewTopic]:
     compacted = {"cleanup.policy": "compact"}
     partitions, replicas = settings.topic_partitions, settings.topic_replication_factor
     entity_events, cells = internal_topic_names(settings)
+    inputs = input_partitions or partitions
     return [
+        NewTopic(state_topic_name(settings, "stream-time"), inputs, replicas, topic_configs=compacted),
+        NewTopic(state_topic_name(settings, "entities"), partitions, replicas, topic_configs=compacted),
+        NewTopic(state_topic_name(settings, "rollup"), partitions, replicas, topic_configs=compacted),
         NewTopic(entity_events, partitions, replicas),
         NewTopic(cells, partitions, replicas),
         NewTopic(settings.topic_crm, partitions, replicas),
@@ -44,12 +56,8 @@ async def ensure_topics(settings: Settings) -> int:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
-        if missing:
-            try:
-                await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another worker created it first
+        inputs = [spec for spec in topic_specs(settings) if spec.name in (settings.topic_crm, settings.topic_billing)]
+        await _create(admin, [spec for spec in inputs if spec.name not in existing])
         described = await admin.describe_topics([settings.topic_crm, settings.topic_billing])
         counts = {d["topic"]: len(d.get("partitions") or []) for d in described}
         crm, billing = counts.get(settings.topic_crm, 0), counts.get(settings.topic_billing, 0)
@@ -58,6 +66,19 @@ async def ensure_topics(settings: Settings) -> int:
                 f"{settings.topic_crm} has {crm} partitions but {settings.topic_billing} has "
                 f"{billing}: give them the same number (one agent reads both)"
             )
-        return crm or billing or settings.topic_partitions
+        input_partitions = crm or billing or settings.topic_partitions
+        existing = set(await admin.list_topics())
+        await _create(admin, [spec for spec in topic_specs(settings, input_partitions)
+                              if spec.name not in existing])
+        return input_partitions
     finally:
         await admin.close()
+
+
+async def _create(admin: AIOKafkaAdminClient, specs: list[NewTopic]) -> None:
+    if not specs:
+        return
+    try:
+        await admin.create_topics(specs)
+    except TopicAlreadyExistsError:
+        pass  # another worker created it first

@@ -127,8 +127,11 @@ def test_calls_reach_metrics_kpi_values_and_redis(pipeline_env, start_worker):
         return raw and json.loads(raw)["value"] == 1
 
     wait_for(redis_record, what="Redis record for rep r-3")
-    current = client.hget(f"{prefix}:current:global:all", "calls")
-    assert json.loads(current)["value"] == 9
+    def current_hash():
+        raw = client.hget(f"{prefix}:current:global:all", "calls")
+        return raw and json.loads(raw)["value"] == 9
+
+    wait_for(current_hash, what="the current-window hash in Redis")
 
     # The bad records went to the DLQ unchanged, with their reason, and the worker is alive.
     dlq = asyncio.run(consume_all(pipeline_env, pipeline_env["KPI_TOPIC_DLQ"], 2))

@@ -1,11 +1,9 @@
-"""Turns the security settings into aiokafka and Faust client arguments."""
+"""Turns the security settings into aiokafka client arguments (the app factory does Faust's)."""
 
 from __future__ import annotations
 
 import ssl
 from typing import Any
-
-import faust
 
 from streams.settings import Settings
 
@@ -42,18 +40,3 @@ def aiokafka_kwargs(settings: Settings) -> dict[str, Any]:
             settings.sasl_password.get_secret_value() if settings.sasl_password else None
         )
     return kwargs
-
-
-def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
-    """Faust's credentials object for the configured protocol, or None for PLAINTEXT."""
-    context = ssl_context(settings)
-    if settings.security_protocol.startswith("SASL"):
-        return faust.SASLCredentials(
-            username=settings.sasl_username,
-            password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
-            mechanism=settings.sasl_mechanism,
-            ssl_context=context,
-        )
-    if context is not None:
-        return faust.SSLCredentials(context)
-    return None

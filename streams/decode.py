@@ -122,9 +122,7 @@ class Decoder:
     def _email_sent(self, env: wire.EmailSentEnvelope) -> ev.EmailSent:
         d = env.data
         return ev.EmailSent(
-            event_id=env.event_id,
-            ts=_epoch(env.occurred_at, "occurred_at"),
-            source=env.source or None,
+            **_envelope_fields(env),
             rep_id=d.rep_id,
             contact_id=d.contact_id or None,
         )
@@ -132,9 +130,7 @@ class Decoder:
     def _meeting_booked(self, env: wire.MeetingBookedEnvelope) -> ev.MeetingBooked:
         d = env.data
         return ev.MeetingBooked(
-            event_id=env.event_id,
-            ts=_epoch(env.occurred_at, "occurred_at"),
-            source=env.source or None,
+            **_envelope_fields(env),
             rep_id=d.rep_id,
             opportunity_id=d.opportunity_id or None,
             contact_id=d.contact_id or None,
@@ -143,9 +139,7 @@ class Decoder:
     def _demo_completed(self, env: wire.DemoCompletedEnvelope) -> ev.DemoCompleted:
         d = env.data
         return ev.DemoCompleted(
-            event_id=env.event_id,
-            ts=_epoch(env.occurred_at, "occurred_at"),
-            source=env.source or None,
+            **_envelope_fields(env),
             rep_id=d.rep_id,
             opportunity_id=d.opportunity_id or None,
         )
@@ -153,9 +147,7 @@ class Decoder:
     def _prospect_contacted(self, env: wire.ProspectContactedEnvelope) -> ev.ProspectContacted:
         d = env.data
         return ev.ProspectContacted(
-            event_id=env.event_id,
-            ts=_epoch(env.occurred_at, "occurred_at"),
-            source=env.source or None,
+            **_envelope_fields(env),
             rep_id=d.rep_id,
             contact_id=d.contact_id,
         )
@@ -174,9 +166,7 @@ class Decoder:
             original = _money(d.amount, "data.amount")
             amount = _multiply(original, self._rate(currency))
         return ev.OpportunityCreated(
-            event_id=env.event_id,
-            ts=_epoch(env.occurred_at, "occurred_at"),
-            source=env.source or None,
+            **_envelope_fields(env),
             opportunity_id=d.opportunity_id,
             rep_id=d.rep_id,
             stage=self._stage(d.stage, "stage"),
@@ -194,9 +184,7 @@ class Decoder:
         d = env.data
         from_stage = d.from_stage or None
         return ev.OpportunityStageChanged(
-            event_id=env.event_id,
-            ts=_epoch(env.occurred_at, "occurred_at"),
-            source=env.source or None,
+            **_envelope_fields(env),
             opportunity_id=d.opportunity_id,
             rep_id=d.rep_id,
             to_stage=self._stage(d.to_stage, "to_stage"),
@@ -207,9 +195,7 @@ class Decoder:
         d = env.data
         original = _money(d.amount, "data.amount")
         return ev.OpportunityWon(
-            event_id=env.event_id,
-            ts=_epoch(env.occurred_at, "occurred_at"),
-            source=env.source or None,
+            **_envelope_fields(env),
             opportunity_id=d.opportunity_id,
             rep_id=d.rep_id,
             amount=_multiply(original, self._rate(d.currency)),
@@ -220,9 +206,7 @@ class Decoder:
     def _opportunity_lost(self, env: wire.OpportunityLostEnvelope) -> ev.OpportunityLost:
         d = env.data
         return ev.OpportunityLost(
-            event_id=env.event_id,
-            ts=_epoch(env.occurred_at, "occurred_at"),
-            source=env.source or None,
+            **_envelope_fields(env),
             opportunity_id=d.opportunity_id,
             rep_id=d.rep_id,
             reason=d.reason or None,
@@ -255,9 +239,7 @@ class Decoder:
             raise InvalidEvent("bad_value", "data.lines: invoice total is above the cap")
         due_at = d.due_at or None
         return ev.InvoiceIssued(
-            event_id=env.event_id,
-            ts=_epoch(env.occurred_at, "occurred_at"),
-            source=env.source or None,
+            **_envelope_fields(env),
             invoice_id=d.invoice_id,
             customer_id=d.customer_id,
             currency=d.currency,
@@ -272,9 +254,7 @@ class Decoder:
         d = env.data
         original = _money(d.amount, "data.amount", positive=True)
         return ev.PaymentReceived(
-            event_id=env.event_id,
-            ts=_epoch(env.occurred_at, "occurred_at"),
-            source=env.source or None,
+            **_envelope_fields(env),
             invoice_id=d.invoice_id,
             customer_id=d.customer_id,
             amount=_multiply(original, self._rate(d.currency)),
@@ -286,9 +266,7 @@ class Decoder:
         d = env.data
         original = _money(d.amount, "data.amount", positive=True)
         return ev.CreditNoteIssued(
-            event_id=env.event_id,
-            ts=_epoch(env.occurred_at, "occurred_at"),
-            source=env.source or None,
+            **_envelope_fields(env),
             invoice_id=d.invoice_id,
             customer_id=d.customer_id,
             amount=_multiply(original, self._rate(d.currency)),
@@ -300,9 +278,7 @@ class Decoder:
         d = env.data
         original = _money(d.amount, "data.amount", positive=True)
         return ev.SpendRecorded(
-            event_id=env.event_id,
-            ts=_epoch(env.occurred_at, "occurred_at"),
-            source=env.source or None,
+            **_envelope_fields(env),
             amount=_multiply(original, self._rate(d.currency)),
             amount_original=original,
             currency=d.currency,
@@ -314,9 +290,7 @@ class Decoder:
     def _rep_upserted(self, env: wire.RepUpsertedEnvelope) -> ev.RepUpserted:
         d = env.data
         return ev.RepUpserted(
-            event_id=env.event_id,
-            ts=_epoch(env.occurred_at, "occurred_at"),
-            source=env.source or None,
+            **_envelope_fields(env),
             rep_id=d.rep_id,
             team_id=d.team_id,
             region_id=d.region_id,
@@ -326,6 +300,15 @@ class Decoder:
 
 
 # --- values --------------------------------------------------------------------------
+
+
+def _envelope_fields(env: Any) -> dict[str, Any]:
+    """The fields every domain event takes from its envelope."""
+    return {
+        "event_id": env.event_id,
+        "ts": _epoch(env.occurred_at, "occurred_at"),
+        "source": env.source or None,
+    }
 
 
 def _epoch(text: str, field: str) -> float:

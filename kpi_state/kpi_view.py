@@ -70,7 +70,8 @@ class KpiView:
                     self._first_day = day
                 # The next period's growth compares with this one.
                 following = (scope, window, next_period_date(day, window).isoformat())
-                if following in self.rollup.periods:
+                nxt = self.rollup.periods.get(following)
+                if nxt is not None and not nxt.empty:  # a period with no events has no records
                     changed.add(following)
         return sorted(changed)
 

@@ -76,6 +76,7 @@ class Runtime:
         self.entities = EntityStage(
             decoder=self.decoder, directory=self.directory, metrics=self.metrics,
             tz=settings.timezone, stages=settings.stages, dedup_horizon_s=settings.dedup_horizon_s,
+            lateness_s=settings.lateness_s,
         )
         self.rollup = RollupStage(
             ViewConfig(
@@ -94,6 +95,7 @@ class Runtime:
         self.gate = StepGate(("edge", "entities", "rollup"))
         self.publisher: Publisher | None = None
         self.metrics.unpublished.set_function(self.unpublished)
+        self.metrics.held.set_function(lambda: float(self.entities.held()))
 
     def status(self) -> dict[str, Any]:
         def total(counter: Any) -> float:

@@ -80,6 +80,7 @@ class Runtime:
             KpiCollector(
                 self, settings.max_series_per_kpi,
                 on_fold=lambda kpi, n: self.metrics.series_folded.labels(kpi).inc(n),
+                currency=settings.reporting_currency,
             )
         )
         self.out = KafkaOut(settings)

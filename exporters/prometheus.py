@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
@@ -54,11 +55,13 @@ class KpiCollector(Collector):
         max_series: int,
         on_fold: Callable[[str, int], None] | None = None,
         currency: str = "EUR",
+        on_collected: Callable[[float], None] | None = None,
     ) -> None:
         self.source = source
         self.max_series = max_series
         self.on_fold = on_fold
         self.currency = currency
+        self.on_collected = on_collected  # told the seconds one collection took
 
     def describe(self) -> list[Metric]:
         # Every family this collector can ever expose, so the registry refuses a
@@ -66,6 +69,7 @@ class KpiCollector(Collector):
         return [*self._families().values(), _status_family()]
 
     def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
         families = self._families()
         status = _status_family()
         for record in self._bounded(self.source.current_records()):
@@ -87,6 +91,10 @@ class KpiCollector(Collector):
             )
         yield from (family for family in families.values() if family.samples)
         yield status
+        # The caller formats each family between two yields, so this spans the whole
+        # KPI part of a scrape (the histogram shows it from the next scrape on).
+        if self.on_collected is not None:
+            self.on_collected(time.perf_counter() - started)
 
     def _families(self) -> dict[str, Metric]:
         return {

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DURATION ?=
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint clean dashboards
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The Grafana boards under deploy/ (tests/unit/exporters/test_dashboards.py checks they are current).
+THRESHOLDS ?= $(firstword $(wildcard kpi_state/defaults/thresholds.yaml) tests/data/thresholds.yaml)
+dashboards: $(STAMP)
+	$(BIN)/kpi-pipeline dashboards --out deploy/grafana/dashboards --thresholds $(THRESHOLDS) --currency EUR
 
 clean:
 	rm -rf $(VENV) .pytest_cache .kpi-pipeline

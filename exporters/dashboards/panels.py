@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grafana_foundation_sdk.builders import bargauge, dashboard, prometheus, stat, table, timeseries
+from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import Threshold, ThresholdsMode
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from kpi_state.catalogue import CATALOGUE, KpiSpec
 
@@ -126,11 +128,19 @@ def grafana_unit(spec: KpiSpec, currency: str) -> str:
     return "short"
 
 
-def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> prometheus.Dataquery:
+def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False,
+           as_table: bool = False) -> prometheus.Dataquery:
     query = prometheus.Dataquery().expr(expr).ref_id(ref).datasource(DATASOURCE)
     if legend:
         query = query.legend_format(legend)
+    if as_table:
+        query = query.format(PromQueryFormat.TABLE)
     return query.instant() if instant else query.range()
+
+
+def latest() -> common_builders.ReduceDataOptions:
+    """Stats and bars show the newest value of each series, not a reduction over the time range."""
+    return common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
 
 
 def colours(panel: Any, steps: list[Threshold] | None) -> Any:
@@ -163,7 +173,7 @@ class Board:
         window = window or default_window(spec, self.thresholds)
         panel = (
             stat.Panel().title(f"{_title(spec)} ({window})").description(spec.help)
-            .unit(grafana_unit(spec, self.currency)).height(4).span(width)
+            .unit(grafana_unit(spec, self.currency)).height(4).span(width).reduce_options(latest())
             .with_target(target(kpi_query(kpi, scope, window, **dims), instant=True))
         )
         self.add(colours(panel, self.thresholds.steps(kpi, scope.key)))
@@ -175,7 +185,7 @@ class Board:
         window = window or default_window(spec, self.thresholds)
         panel = (
             bargauge.Panel().title(f"{title or _title(spec)} ({window})").description(spec.help)
-            .unit(grafana_unit(spec, self.currency)).height(8).span(width)
+            .unit(grafana_unit(spec, self.currency)).height(8).span(width).reduce_options(latest())
             .with_target(target(kpi_query(kpi, scope, window, by=by), legend, instant=True))
         )
         if spec.metric_name.endswith("_ratio"):
@@ -200,8 +210,11 @@ class Board:
         panel = panel.title(title).unit(unit).height(8 if kind != "stat" else 4).span(width)
         if description:
             panel = panel.description(description)
+        if kind == "stat":
+            panel = panel.reduce_options(latest())
         for index, (expr, legend) in enumerate(exprs):
-            panel = panel.with_target(target(expr, legend, chr(65 + index), instant=kind != "timeseries"))
+            panel = panel.with_target(target(expr, legend, chr(65 + index), instant=kind != "timeseries",
+                                             as_table=kind == "table"))
         self.add(colours(panel, None))
 
 

@@ -82,7 +82,10 @@ def test_prometheus_config_and_its_rules_pass_promtool(stack, tmp_path):
     copy.write_text(yaml.safe_dump(config))
     result = run(tool("promtool"), "check", "config", str(copy))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "rules found" in result.stdout, "no rule file was checked"
+    rules = sorted(host_path(prometheus, "/etc/prometheus/rules").glob("*.yml"))
+    assert rules, "no rule file is mounted"
+    for path in rules:  # promtool names every rule file it parsed
+        assert f"Checking {path}" in result.stdout, f"{path} was not checked"
     # Every worker is scraped, on the port it listens on.
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "kpi-pipeline")
     targets = {t for c in job["static_configs"] for t in c["targets"]}

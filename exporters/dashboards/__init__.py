@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from grafana_foundation_sdk.cog.encoder import JSONEncoder
-
 from exporters.dashboards.boards import BOARDS
 from exporters.dashboards.panels import Thresholds
+from exporters.dashboards.sdk import JSONEncoder
 
 PACKAGED_THRESHOLDS = ("kpi_state", "defaults/thresholds.yaml")
 

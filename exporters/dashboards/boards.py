@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard
-from grafana_foundation_sdk.models.dashboard import VariableRefresh, VariableSort
-
 from exporters.dashboards.panels import DATASOURCE, GLOBAL, Board, Scope, Thresholds
+from exporters.dashboards.sdk import VariableRefresh, VariableSort, dashboard
 from exporters.pipeline_metrics import NEWEST_EVENT_METRIC
 
 TAGS = ["kpi-pipeline"]

@@ -6,13 +6,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from grafana_foundation_sdk.builders import bargauge, dashboard, prometheus, stat, table, timeseries
-from grafana_foundation_sdk.builders import common as common_builders
-from grafana_foundation_sdk.cog import builder as cogbuilder
-from grafana_foundation_sdk.models import common
-from grafana_foundation_sdk.models.dashboard import Threshold, ThresholdsMode
-from grafana_foundation_sdk.models.prometheus import PromQueryFormat
-
+from exporters.dashboards.sdk import (
+    PromQueryFormat,
+    Threshold,
+    ThresholdsMode,
+    bargauge,
+    cogbuilder,
+    common,
+    common_builders,
+    dashboard,
+    prometheus,
+    stat,
+    table,
+    timeseries,
+)
 from kpi_state.catalogue import CATALOGUE, KpiSpec
 
 DATASOURCE_UID = "kpi-prometheus"  # fixed in deploy/grafana/provisioning/datasources

@@ -1,4 +1,4 @@
-"""The offline reference (kpi_state.reference): small scenarios computed by hand.
+"""The offline reference (tests.oracle.reference): small scenarios computed by hand.
 
 Every expected number is worked out in the comments from CONTRACT §4 and the
 interpretation notes; the module under test must agree with them.
@@ -14,7 +14,7 @@ from decimal import Decimal as D
 import pytest
 
 from kpi_state import events as ev
-from kpi_state.reference import DEFAULT_STAGES, Ratio, compute_reference
+from tests.oracle.reference import DEFAULT_STAGES, Ratio, compute_reference
 
 DIRECTORY = {"r1": ("t1", "north"), "r2": ("t1", "north"), "r3": ("t2", "south")}
 _ids = itertools.count()

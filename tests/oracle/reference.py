@@ -1,8 +1,8 @@
 """Offline reference: every KPI of CONTRACT §4 recomputed by brute force from the event list.
 
 Tests compare what the streaming pipeline publishes against this module, so it is written
-independently of the streaming state code (it only uses `kpi_state.events` for the event
-types and `kpi_state.calendar` for local dates and period boundaries) and favours obvious
+independently of the engine: it shares only the contract's event structs (`kpi_state.events`)
+and constants with it, has its own calendar arithmetic (`tests.oracle.periods`), and favours obvious
 code over speed: the events are replayed once to validate them and to build a record per
 opportunity and per invoice, those records are turned into plain "facts" (a name, who it is
 attributed to, an instant, a value), and every KPI of every window is a sum over the facts
@@ -21,7 +21,7 @@ Which keys are emitted (a superset of what the pipeline may publish):
   notes never matched to an invoice of the same customer count nowhere.
 * Calendar windows (`day`, `week` ISO Monday, `month`, `quarter`, `year`, in `tz`): for each
   active scope, every period that contains a local day with at least one of the scope's
-  facts; window_start = `calendar.iso_utc(period start)`. The periodic KPIs below plus
+  facts; window_start = `periods.utc_text(period start)`. The periodic KPIs below plus
   `revenue_growth`, `price_effect`, `volume_effect` (vs the previous period of the same
   kind for the same scope, which may itself be empty).
 * Rolling windows `7d`, `30d`, `90d` (window_start ""): the last N local days up to and
@@ -60,8 +60,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from kpi_state import calendar
 from kpi_state import events as ev
+from tests.oracle import periods
 
 DEFAULT_STAGES = ("prospecting", "qualified", "meeting", "demo", "proposal", "negotiation")
 CALENDAR_WINDOWS = ("day", "week", "month", "quarter", "year")
@@ -476,7 +476,7 @@ def compute_reference(
     # scope → local date → facts
     by_scope: dict[str, dict[date, list[_Fact]]] = defaultdict(lambda: defaultdict(list))
     for fact in facts:
-        day = calendar.local_date(fact.ts, tz)
+        day = periods.local_day(fact.ts, tz)
         for scope in scopes_of(fact.owner):
             by_scope[scope][day].append(fact)
 
@@ -497,8 +497,8 @@ def compute_reference(
             for scope in scopes_of(invoice.owner):
                 overdue[scope] += outstanding
 
-    newest_day = calendar.local_date(now, tz)
-    first_day = calendar.local_date(first_ts, tz)
+    newest_day = periods.local_day(now, tz)
+    first_day = periods.local_day(first_ts, tz)
 
     def totals(scope: str, lo: date | None = None, hi: date | None = None) -> _Totals:
         """Facts of `scope` on local days lo ≤ day < hi."""
@@ -520,11 +520,11 @@ def compute_reference(
     for scope in sorted(all_scopes):
         days = by_scope.get(scope, {})
         for window in CALENDAR_WINDOWS:
-            for start in sorted({calendar.period_start_date(day, window) for day in days}):
-                end = calendar.next_period_date(start, window)
+            for start in sorted({periods.first_day(day, window) for day in days}):
+                end = periods.first_day_after(start, window)
                 current = totals(scope, start, end)
-                previous = totals(scope, calendar.previous_period_date(start, window), start)
-                window_start = calendar.iso_utc(calendar.period_bounds(start, window, tz)[0])
+                previous = totals(scope, periods.first_day_before(start, window), start)
+                window_start = periods.utc_text(periods.local_midnight(start, tz))
                 values = _periodic_kpis(current, stages, (end - start).days, customer_lifetime_days)
                 values.update(_change_kpis(current, previous))
                 emit(scope, window, window_start, values)

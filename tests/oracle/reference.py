@@ -137,7 +137,7 @@ class _Opportunity:
 @dataclass
 class _Invoice:
     issued: ev.InvoiceIssued
-    position: int  # in the applied order, for ties on the first invoice of a customer
+    position: int  # in event-time order, for ties on the first invoice of a customer
     settlements: list[ev.PaymentReceived | ev.CreditNoteIssued] = field(default_factory=list)
 
     @property
@@ -153,7 +153,7 @@ class _Invoice:
         return sum((s.amount for s in self.settlements if s.type == "credit_note.issued"), Decimal(0))
 
     def fully_paid_ts(self) -> float | None:
-        """When payments first reached total − credit notes, walking settlements in applied order."""
+        """When payments first reached total − credit notes, walking settlements in event-time order."""
         paid = credited = Decimal(0)
         if paid >= self.issued.total - credited:
             return self.issued.ts
@@ -182,7 +182,7 @@ def _deduplicate(events: Iterable[ev.Event]) -> list[ev.Event]:
 
 
 def _replay_opportunities(events: Sequence[ev.Event], stages: Sequence[str]) -> dict[str, _Opportunity]:
-    """Apply opportunity events in order; invalid transitions are skipped (the pipeline DLQs them)."""
+    """Apply opportunity events in event-time order; invalid transitions are skipped (the pipeline DLQs them)."""
     index = {stage: i for i, stage in enumerate(stages)}
     opps: dict[str, _Opportunity] = {}
     for event in events:
@@ -260,7 +260,7 @@ def _opportunity_facts(opp: _Opportunity, stages: Sequence[str]) -> list[_Fact]:
 
 
 def _replay_invoices(events: Sequence[ev.Event]) -> dict[str, _Invoice]:
-    """Invoices by id (a re-used invoice_id is ignored); settlements matched in applied order."""
+    """Invoices by id (a re-used invoice_id is ignored); settlements in event-time order."""
     invoices: dict[str, _Invoice] = {}
     for position, event in enumerate(events):
         if event.type == "invoice.issued" and event.invoice_id not in invoices:
@@ -443,7 +443,7 @@ def compute_reference(
     now: float | None = None,
     rolling_for_idle_scopes: bool = True,
 ) -> dict[Key, Ratio]:
-    """Every KPI of CONTRACT §4 (but objective_attainment) from `events` in applied order.
+    """Every KPI of CONTRACT §4 (but objective_attainment) from `events`, judged in event-time order.
 
     `directory` maps rep_id → (team_id, region_id). `now` (the newest event time: rolling
     windows end on its local day, overdue is judged at it, `all` lasts until the end of its
@@ -458,8 +458,10 @@ def compute_reference(
         now = max(event.ts for event in applied)
     first_ts = min(event.ts for event in applied)
 
-    opps = _replay_opportunities(applied, stages)
-    invoices = _replay_invoices(applied)
+    # Validity is judged in event-time order (ties by event id), whatever the arrival order.
+    in_event_time = sorted(applied, key=lambda event: (event.ts, event.event_id))
+    opps = _replay_opportunities(in_event_time, stages)
+    invoices = _replay_invoices(in_event_time)
     facts: list[_Fact] = []
     for opp in opps.values():
         facts += _opportunity_facts(opp, stages)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -122,9 +121,10 @@ def test_the_comparison_sees_a_lost_event() -> None:
     assert differences(run(inputs), BASELINE)
 
 
-SETTINGS = settings(max_examples=10, deadline=None, derandomize=True, database=None,
+SETTINGS = settings(max_examples=8, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-# While it fails, shrinking would replay hundreds of runs for an expected failure.
+# Shrinking a failure of the unkeyed merges replays hundreds of runs (minutes): report the
+# first failing merge as found instead.
 NO_SHRINK = settings(SETTINGS, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 picks = st.lists(st.integers(0, 2 * PARTITIONS - 1), min_size=len(ROWS), max_size=len(ROWS))
 
@@ -141,10 +141,9 @@ def test_any_merge_that_keeps_each_entitys_order_gives_the_same_kpis_and_dlq(
     assert_same(run(merge(streams, picks)))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: entity lifecycles are judged in arrival order; "
-                   "a stage change or win that arrives before its opportunity's created is dead-lettered")
 @NO_SHRINK
 @given(by_record=st.lists(st.integers(0, PARTITIONS - 1), min_size=len(ROWS), max_size=len(ROWS)), picks=picks)
 def test_any_merge_of_unkeyed_records_gives_the_same_kpis_and_dlq(by_record: list[int], picks: list[int]) -> None:
-    # Records produced without a key: one entity's events land on different partitions.
+    # Records produced without a key: one entity's events land on different partitions, and
+    # lifecycles must still be judged in event-time order (issue 10).
     assert_same(run(merge(spread(by_record), picks)))

@@ -116,7 +116,9 @@ def test_one_team_of_the_crm_export_matches_the_reference() -> None:
     inputs, directory, newest = crm_inputs(keep_team=sorted({team for team, _ in directory_of_export()})[0])
     assert len(inputs) > 2_000
     outcome = run_pipeline(inputs, directory, wall_now=newest + DAY, settings=CRM_SETTINGS)
-    assert not outcome.dlq, outcome.dlq[:5]
+    # Every event of the export is usable (the replay emits a creation and the first stage
+    # change at the same instant when the file has one date for both).
+    assert not outcome.dlq, f"{outcome.dead_letters().total()} dead-lettered, e.g. {outcome.dlq[:3]}"
     assert_matches(outcome, reference_of(inputs, directory, CRM_SETTINGS))
 
 
@@ -135,7 +137,7 @@ def crm_run() -> tuple[Outcome, dict]:
 def test_the_crm_export_matches_the_reference(crm_run) -> None:
     outcome, reference = crm_run
     assert len(outcome.latest) > 100_000
-    assert not outcome.dlq, outcome.dlq[:5]
+    assert not outcome.dlq, f"{outcome.dead_letters().total()} dead-lettered, e.g. {outcome.dlq[:3]}"
     assert_matches(outcome, reference)
 
 

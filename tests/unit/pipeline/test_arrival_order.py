@@ -9,9 +9,11 @@ order, keyed by entity.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -147,3 +149,29 @@ def test_any_merge_of_unkeyed_records_gives_the_same_kpis_and_dlq(by_record: lis
     # Records produced without a key: one entity's events land on different partitions, and
     # lifecycles must still be judged in event-time order (issue 10).
     assert_same(run(merge(spread(by_record), picks)))
+
+
+def _envelope(event_id: str, event_type: str, when: float, **data: object) -> bytes:
+    stamp = datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return json.dumps({"event_id": event_id, "type": event_type, "occurred_at": stamp, "source": "crm",
+                       "schema_version": 1, "data": data}).encode()
+
+
+@pytest.mark.parametrize("move_id", ["0-move", "z-move"])  # sorts before / after the creation's id
+@pytest.mark.parametrize("move_first", [False, True])
+def test_a_stage_change_at_the_instant_of_creation_counts(move_id: str, move_first: bool) -> None:
+    # CRM exports with one date per row (the real one replayed by streams/replay_csv.py) give
+    # the creation and the first stage change the same instant: the change is not before the
+    # creation, whatever the event ids and the arrival order.
+    created = _envelope("m-created", "opportunity.created", START, opportunity_id="o1", rep_id="r-01",
+                        stage="prospecting")
+    moved = _envelope(move_id, "opportunity.stage_changed", START, opportunity_id="o1", rep_id="r-01",
+                      to_stage="qualified")
+    later = _envelope("later", "call.logged", START + 8 * DAY, rep_id="r-01")  # past the lateness horizon
+    values = [moved, created, later] if move_first else [created, moved, later]
+    outcome = run_pipeline([Input(topic_of(v), 0, v) for v in values], {"r-01": ("t1", "north")},
+                           wall_now=START + 9 * DAY, settings=STAGE)
+    assert outcome.dlq == []
+    latest = outcome.latest
+    assert latest["open_opportunities|rep:r-01|all||stage=qualified"]["value"] == 1
+    assert latest["stage_conversion|rep:r-01|all||from=prospecting|to=qualified"]["value"] == 1

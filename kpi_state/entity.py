@@ -62,6 +62,11 @@ class EntityRecord(msgspec.Struct):
             self.newest_ts = ts
             self._forget_before(ts - horizon_s)
 
+    def forget_before(self, cutoff: float) -> None:
+        """Forget the ids of events older than `cutoff`."""
+        if self.seen:
+            self.seen = {eid: entry for eid, entry in self.seen.items() if entry[1] >= cutoff}
+
     def _forget_before(self, cutoff: float) -> None:
         # Ids arrive roughly in event-time order, so the first one inserted is a cheap
         # stand-in for the oldest: prune (exactly) only when it has passed the horizon.

@@ -29,6 +29,9 @@ class Kind:
     # When the entity next has something to settle at the lateness horizon, and settling it.
     next_expiry: Callable[[Any, float], float | None] = lambda state, lateness: None
     expire: Callable[[Any, float, Stages], list[Withdrawn]] = lambda state, cutoff, stages: []
+    # Contributions a function of the state alone (not of `now`): derived again before and
+    # after each change instead of being kept per entity.
+    stateless_cells: bool = False
 
 
 def _never(state: Any, now: float) -> float | None:
@@ -58,6 +61,7 @@ KINDS: dict[str, Kind] = {
         held=lambda state: state.held,
         next_expiry=lambda state, lateness: state.next_expiry(lateness),
         expire=lambda state, cutoff, stages: state.expire(cutoff, stages),
+        stateless_cells=True,
     ),
     "cust": Kind(
         new=CustomerState.of,

@@ -82,7 +82,7 @@ def _event_of(fact: Fact, opportunity_id: str) -> Event:
     return OpportunityLost(**common)
 
 
-class OpportunityHistory(msgspec.Struct, kw_only=True, dict=True):
+class OpportunityHistory(msgspec.Struct, kw_only=True):
     """Counted and held events of one opportunity, in event-time order."""
 
     opportunity_id: str
@@ -96,23 +96,22 @@ class OpportunityHistory(msgspec.Struct, kw_only=True, dict=True):
         fact = fact_of(event, raw)
         facts = list(self.facts)
         bisect.insort(facts, fact, key=event_time_order(stages))
-        verdicts, state = _judge(facts, self.opportunity_id, stages)
+        verdicts, _ = _judge(facts, self.opportunity_id, stages)
         dead = [(f, v) for f, v in zip(facts, verdicts) if v not in (None, HELD)]
         if any(f is not fact and f.raw is None for f, _ in dead):
             # It would withdraw a settled event: too late to rewrite that history.
             return Judged(INVALID_TRANSITION, [])
         self.facts = [f for f, v in zip(facts, verdicts) if v in (None, HELD)]
-        self._state = state
         mine = verdicts[facts.index(fact)]
         return Judged(mine, [Withdrawn(f.raw, v, f.ts) for f, v in dead if f is not fact])
 
     def state(self, stages: tuple[str, ...]) -> OpportunityState | None:
-        """The lifecycle the counted events give (None while nothing is counted)."""
-        cached = getattr(self, "_state", False)
-        if cached is False:
-            _, cached = _judge(self.facts, self.opportunity_id, stages)
-            self._state = cached
-        return cached
+        """The lifecycle the counted events give (None while nothing is counted).
+
+        Replayed on demand rather than kept: a handful of events per opportunity replay in
+        microseconds, and most opportunities are closed and never asked again.
+        """
+        return _judge(self.facts, self.opportunity_id, stages)[1]
 
     def contributions(self, tz: str, stages: tuple[str, ...]) -> list[Contribution]:
         state = self.state(stages)

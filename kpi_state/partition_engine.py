@@ -109,13 +109,20 @@ class PartitionEngine:
             fresh = state is None
             if fresh:
                 state = kind.new(event)
+            before = self._contributions(key, state) if kind.stateless_cells and not fresh else []
             judged = kind.add(state, event, raw, self.stages)
             outcome = APPLIED if judged.verdict is None else judged.verdict
             self.dead.extend(judged.withdrawn)
             if not fresh or outcome in (APPLIED, HELD):
                 self.states[key] = state
                 self._settle_later(key)
-                self._refresh(key)
+                if kind.stateless_cells:
+                    # Contributions that depend on the state alone are derived again from
+                    # the state before and after, rather than kept for every entity.
+                    self.cells.apply(before, -1)
+                    self.cells.apply(self._contributions(key, state), +1)
+                else:
+                    self._refresh(key)
         # Every judged id is remembered: a re-sent copy is a duplicate, whatever the verdict.
         record.mark(offset, event.event_id, fingerprint, event.ts, self.horizon)
         self._keep(key, record)
@@ -153,11 +160,19 @@ class PartitionEngine:
             state = self.states.get(key)
             if state is None:
                 continue
+            # Ids past the dedup horizon of the watermark are forgotten (most entities
+            # never see another event that would prune them).
+            self.records[key].forget_before(watermark - self.horizon)
             kind = KINDS[self.records[key].kind]
+            before = self._contributions(key, state) if kind.stateless_cells else None
             orphaned = kind.expire(state, watermark - self.lateness, self.stages)
             if orphaned:
                 self.dead.extend(orphaned)
-                self._refresh(key)
+                if before is None:
+                    self._refresh(key)
+                else:
+                    self.cells.apply(before, -1)
+                    self.cells.apply(self._contributions(key, state), +1)
             self.dirty.add(key)  # settled events keep no record: persist the smaller state
             self._settle_later(key)
 
@@ -169,6 +184,7 @@ class PartitionEngine:
             record = self.records[key]
             record.body = KINDS[record.kind].encode(self.states[key]) if key in self.states else b""
             out[key] = encode_record(record)
+            record.body = b""  # the state lives decoded; its bytes are on the state topic
         self.dirty.clear()
         if self._clock_dirty:
             out[ENGINE_KEY] = _clock_codec[0].encode(EngineClock(self.now, self.sources))
@@ -192,10 +208,14 @@ class PartitionEngine:
         self._due.clear()
         self._expiry.clear()
         for key, state in self.states.items():
-            if self.records[key].kind == "rep":
+            kind = self.records[key].kind
+            if kind == "rep":
                 self.cells.apply(state.contributions(key[4:].decode()))
+                continue
+            self._settle_later(key)
+            if KINDS[kind].stateless_cells:
+                self.cells.apply(self._contributions(key, state))
             else:
-                self._settle_later(key)
                 self._refresh(key)
 
     def take_cells(self) -> dict[tuple[str, str], CellUpdate]:
@@ -215,8 +235,16 @@ class PartitionEngine:
         else:
             self.held.pop(key, None)
         when = kind.next_expiry(state, self.lateness)
+        seen = self.records[key].seen if key in self.records else None
+        if seen:
+            oldest = min(ts for _, ts in seen.values()) + self.horizon
+            when = oldest if when is None else min(when, oldest)
         if when is not None:
             heapq.heappush(self._expiry, (when, key))
+
+    def _contributions(self, key: bytes, state: Any) -> list:
+        kind = KINDS[kind_of(key)]
+        return kind.contributions(state, self.tz, self.now if self.now is not None else 0.0, self.stages)
 
     def _refresh(self, key: bytes) -> None:
         kind = KINDS[self.records[key].kind] if key in self.records else KINDS[kind_of(key)]

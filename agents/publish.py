@@ -63,7 +63,8 @@ class Publisher:
             await runtime.redis.write(pending, current)
         except Exception as exc:  # noqa: BLE001 - a Redis outage must not stop the worker
             runtime.metrics.sink_errors.labels("redis").inc()
-            log.warning("redis write failed, will retry on next flush: %s", type(exc).__name__)
+            # The sink logs an outage once; this line would repeat on every flush.
+            log.debug("redis write failed, will retry on next flush: %s", type(exc).__name__)
             return
         self._redis_backlog.clear()
         runtime.metrics.records_published.labels("redis").inc(len(pending))

@@ -296,6 +296,7 @@ def demo(
 
     if scenario not in SCENARIOS:
         fail(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
+    load_settings()  # a bad KPI_* variable is reported here, not in the worker's log
     try:
         code = run_demo(duration=duration, rate=rate, seed=seed, scenario=scenario, console=console)
     except EmbeddedServerError as exc:

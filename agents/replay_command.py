@@ -66,7 +66,7 @@ def run_replay(
     console: Console, err_console: Console,
 ) -> int:
     if fmt not in FORMATS:
-        err_console.print(Text(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}"))
+        _err(err_console, (f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}"))
         return 2
     try:
         if fmt == "jsonl":
@@ -79,18 +79,18 @@ def run_replay(
             rep_events = load_rep_directory(reps) if reps else []
             plan, _ = plan_csv(file, mapping, settings, rep_events)
     except (UsageError, KpiError, ValueError) as exc:
-        err_console.print(Text(f"cannot replay {file}: {exc}"))
+        _err(err_console, (f"cannot replay {file}: {exc}"))
         return 2
     if fmt == "jsonl" and not plan.records:
-        err_console.print(Text(f"cannot replay {file}: no event in it"))
+        _err(err_console, (f"cannot replay {file}: no event in it"))
         return 2
     if fmt == "jsonl" and plan.skipped and len(plan.skipped) == sum(plan.counts.values()):
-        err_console.print(Text(f"cannot replay {file}: no line is a usable event\n" + _lines(plan)))
+        _err(err_console, (f"cannot replay {file}: no line is a usable event\n" + _lines(plan)))
         return 2
     _report(plan, console)
     if fmt == "jsonl" and plan.skipped:
         # Sent anyway: the pipeline's dead-letter topic keeps them with the same reasons.
-        err_console.print(Text(f"{len(plan.skipped)} unusable line(s), sent on to the dead-letter topic:\n"
+        _err(err_console, (f"{len(plan.skipped)} unusable line(s), sent on to the dead-letter topic:\n"
                                + _lines(plan)))
     if skipped_report is not None:
         _write_skipped(plan, skipped_report)
@@ -101,13 +101,18 @@ def run_replay(
     try:
         sent = asyncio.run(asyncio.wait_for(send_plan(plan, settings), 600))
     except Exception as exc:  # noqa: BLE001 - connection problems become advice
-        err_console.print(Text(
+        _err(err_console, (
             f"could not send to {settings.broker_url} ({type(exc).__name__}); "
             "check KPI_BROKER_URL or use --dry-run"
         ))
         return 1
     console.print(f"sent {sent} records to {settings.broker_url}")
     return 0
+
+
+def _err(console: Console, message: str) -> None:
+    """Plain text (paths and user input may hold brackets), never wrapped mid-path."""
+    console.print(Text(message), soft_wrap=True)
 
 
 def _lines(plan: ReplayPlan, limit: int = 10) -> str:

@@ -61,6 +61,8 @@ class RedisSink:
         self.client: aioredis.Redis | None = None
         self.down_since: float | None = None
         self.failures = 0
+        # True until a write succeeds after start or after an outage (see Publisher).
+        self.resync_wanted = True
         self._next_try = 0.0
 
     @classmethod
@@ -104,6 +106,7 @@ class RedisSink:
         self.failures += 1
         # Back off (1, 2, 4 … 10 s) so a dead Redis costs a flush nothing between attempts.
         self._next_try = self.clock() + min(RETRY_MAX_S, 2.0 ** min(self.failures - 1, 4))
+        self.resync_wanted = True
         if self.down_since is None:
             self.down_since = self.clock()
             log.error("redis unreachable at %s (%s); records are kept and written once it is back",
@@ -118,6 +121,7 @@ class RedisSink:
     async def write(self, records: Sequence[KpiValue], current: Sequence[KpiValue]) -> None:
         """Store the changed records; `current` are those that are their window's current period."""
         if not records:
+            self.resync_wanted = False
             return
         if self.down_since is not None and self.clock() < self._next_try:
             raise RedisUnavailable("waiting before the next attempt")
@@ -138,6 +142,7 @@ class RedisSink:
             self._failed(exc)
             raise RedisUnavailable(type(exc).__name__) from exc
         self._recovered()
+        self.resync_wanted = False
 
     def current_key(self, scope: str, window: str) -> str:
         return f"{self.prefix}:current:{scope}:{window}"

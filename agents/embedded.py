@@ -114,12 +114,16 @@ def valkey_binary() -> str:
     )
 
 
-def embedded_broker(port: int | None = None, log_dir: Path | None = None) -> EmbeddedServer:
+def embedded_broker(
+    port: int | None = None, log_dir: Path | None = None, advertised_port: int | None = None
+) -> EmbeddedServer:
+    """The broker on `port`; clients are sent to `advertised_port` (a proxy, in fault tests)."""
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     return EmbeddedServer(
         "tansu broker",
-        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
          "--storage-engine", "memory://tansu/"],
         port,
         log_path=(log_dir / "broker.log") if log_dir else None,

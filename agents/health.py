@@ -76,44 +76,45 @@ class Outage:
             self.down_since = self.clock()
             log.error("%s unreachable (%s); retrying quietly until it is back", self.name, self.last_error)
 
-    def ok(self) -> None:
+    def ok(self, suppressed: int = 0) -> None:
         if self.down_since is not None:
             log.warning(
-                "%s back after %.1f s (%d failed attempts, last: %s)",
-                self.name, self.clock() - self.down_since, self.failures, self.last_error,
+                "%s back after %.1f s (%d failed probes, last: %s; %d repeated client errors not logged)",
+                self.name, self.clock() - self.down_since, self.failures, self.last_error, suppressed,
             )
         self.down_since, self.failures = None, 0
 
 
-class QuietDuringOutage(logging.Filter):
-    """Drops the repeats of Kafka client warnings while the broker is known to be down.
+class QuietRepeats(logging.Filter):
+    """Lets one line of each Kafka client warning through per minute and counts the rest.
 
-    aiokafka and Faust log every failed reconnect (about a hundred lines a second); the
-    first of each kind passes, the rest are counted and summed up when the broker is back.
+    aiokafka and Faust log every failed reconnect (about a hundred lines a second while
+    the broker is away); the outage itself is reported by `Outage`, with the count.
     """
 
     NOISY = ("aiokafka", "faust", "mode")
 
-    def __init__(self, outage: Outage) -> None:
+    def __init__(self, every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
-        self.outage = outage
-        self.seen: set[tuple[str, Any]] = set()
+        self.every_s = every_s
+        self.clock = clock
+        self.passed: dict[tuple[str, Any], float] = {}
         self.suppressed = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith(self.NOISY) or record.levelno < logging.WARNING:
             return True
-        if not self.outage.down:
-            if self.suppressed:
-                self.suppressed = 0
-            self.seen.clear()
-            return True
         key = (record.name, record.msg)
-        if key in self.seen:
+        now = self.clock()
+        if now - self.passed.get(key, -self.every_s) < self.every_s:
             self.suppressed += 1
             return False
-        self.seen.add(key)
+        self.passed[key] = now
         return True
+
+    def take_count(self) -> int:
+        count, self.suppressed = self.suppressed, 0
+        return count
 
 
 Probe = Callable[[], Awaitable[set[str]]]
@@ -126,6 +127,7 @@ class Readiness:
         self.recovered = recovered
         self.broker = Outage("broker")
         self.missing: set[str] = set()  # state topics the broker does not serve
+        self.quiet = QuietRepeats()
         self.gauge = Gauge(
             "kpi_pipeline_not_ready",
             "1 for each reason the worker is not ready: recovering, broker_unreachable, "
@@ -156,18 +158,16 @@ class Readiness:
             try:
                 self.missing = await asyncio.wait_for(probe(), timeout)
             except Exception as exc:  # noqa: BLE001 - every failure means unreachable
-                self.broker.failed(exc if str(exc) == "" else f"{type(exc).__name__}: {exc}"[:120])
+                self.broker.failed(str(exc)[:120] or type(exc).__name__)
             else:
-                self.broker.ok()
+                self.broker.ok(self.quiet.take_count() if self.broker.down else 0)
             await asyncio.sleep(interval)
 
 
-def install_quiet_logs(outage: Outage) -> QuietDuringOutage:
-    """Attach the outage filter to every handler of the root logger (Faust set them up)."""
-    quiet = QuietDuringOutage(outage)
+def install_quiet_logs(quiet: logging.Filter) -> None:
+    """Attach `quiet` to every handler of the root logger (Faust has set them up by now)."""
     for handler in logging.getLogger().handlers:
         handler.addFilter(quiet)
-    return quiet
 
 
 def stop_on(signals: tuple[int, ...] = (signal.SIGTERM,)) -> None:
@@ -219,7 +219,7 @@ def attach_health(app: faust.App, runtime: Any, state_topics: list[str]) -> Read
 
     @app.task
     async def watch_broker() -> None:
-        install_quiet_logs(readiness.broker)
+        install_quiet_logs(readiness.quiet)
         await readiness.watch(probe)
 
     return readiness

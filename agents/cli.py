@@ -137,6 +137,9 @@ def simulate(
     scenario: str = typer.Option("steady", "--scenario"),
     bad_ratio: float = typer.Option(0.0, "--bad-ratio", min=0, max=1),
     count: Optional[int] = typer.Option(None, "--count", min=1, help="stop after N events"),
+    live_activity: float = typer.Option(
+        1.0, "--live-activity", min=1, help="once caught up with the clock, N times the usual activity"
+    ),
     broker: Optional[str] = BrokerOpt,
 ) -> None:
     """Produce realistic CRM and billing events."""
@@ -151,7 +154,7 @@ def simulate(
         sent = asyncio.run(
             run_simulation(
                 settings, rate=rate, duration=duration, seed=seed, scenario=scenario,
-                bad_ratio=bad_ratio, count=count,
+                bad_ratio=bad_ratio, count=count, live_activity=live_activity,
             )
         )
     except KeyboardInterrupt:
@@ -241,13 +244,30 @@ def kpis(
 
 @cli.command()
 def top(
+    role: str = typer.Option("director", "--role", help="rep, director, executive or quality"),
+    scope: Optional[str] = typer.Option(
+        None, "--scope", help="rows of one kind (rep, team, region, global) or one scope (team:t-emea-1)"
+    ),
+    window: Optional[str] = typer.Option(None, "--window", help="day, week, month, quarter, year, 7d, 30d, 90d, all"),
     url: str = typer.Option("http://127.0.0.1:6066", "--url", help="a worker's web address"),
-    interval: float = typer.Option(2.0, "--interval", min=0.2),
+    interval: float = typer.Option(2.0, "--interval", min=0.2, help="seconds between refreshes"),
 ) -> None:
-    """Live terminal board, green/amber/red."""
-    from agents.demo import watch_board
+    """Live terminal board of one role, green/amber/red."""
+    from agents.kpi_query import SCOPE_KINDS, QueryError, check_scope, check_window
+    from agents.top import watch_board
+    from exporters.board import ROLE_NAMES
 
-    raise typer.Exit(watch_board(url, console=console, interval=interval))
+    if role not in ROLE_NAMES:
+        fail(f"unknown role {role!r}; roles: {', '.join(ROLE_NAMES)}")
+    try:
+        if window:
+            check_window(window)
+        if scope and scope not in (*SCOPE_KINDS, "global"):
+            check_scope(scope)
+    except QueryError as exc:
+        fail(str(exc))
+    raise typer.Exit(watch_board(check_url(url), console=console, role=role, window=window,
+                                 scope=scope, interval=interval))
 
 
 def check_url(url: str) -> str:
@@ -284,9 +304,10 @@ def fetch_kpis(url: str, **params: Optional[str]) -> list[dict[str, Any]] | None
 @cli.command()
 def demo(
     duration: Optional[float] = typer.Option(None, "--duration", min=1, help="stop after S seconds"),
-    rate: float = typer.Option(300.0, "--rate", min=1, help="simulated events per second"),
+    rate: float = typer.Option(600.0, "--rate", min=1, help="simulated events per second (catching up)"),
     seed: int = typer.Option(7, "--seed"),
     scenario: str = typer.Option("steady", "--scenario"),
+    role: str = typer.Option("director", "--role", help="the board shown: rep, director, executive, quality"),
 ) -> None:
     """Embedded broker and Redis (unless configured), simulator, worker and the live board."""
     from agents.demo import run_demo
@@ -296,9 +317,14 @@ def demo(
 
     if scenario not in SCENARIOS:
         fail(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
+    from exporters.board import ROLE_NAMES
+
+    if role not in ROLE_NAMES:
+        fail(f"unknown role {role!r}; roles: {', '.join(ROLE_NAMES)}")
     load_settings()  # a bad KPI_* variable is reported here, not in the worker's log
     try:
-        code = run_demo(duration=duration, rate=rate, seed=seed, scenario=scenario, console=console)
+        code = run_demo(duration=duration, rate=rate, seed=seed, scenario=scenario, console=console,
+                        role=role)
     except EmbeddedServerError as exc:
         fail(str(exc), 1, headline="the demo cannot start:")
     raise typer.Exit(code)

@@ -4,6 +4,8 @@ Key layout (README "Redis"; `prefix` is KPI_REDIS_PREFIX, default `kpi`):
   {prefix}:value:{kpi}|{scope}|{window}|{window_start}[|dim=v…]  string  JSON record (every period)
   {prefix}:current:{scope}:{window}  hash  field {kpi}[|dim=v…] → JSON record of the current period
   {prefix}:changes                   pub/sub channel, one JSON record per message
+  {prefix}:scopes                    set of every scope with a current hash (for reads)
+  {prefix}:period:{window}:{window_start}  set of the value keys of one calendar period
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from kpi_state.calendar import CALENDAR_WINDOWS
 from kpi_state.records import KpiValue, to_json
 
 log = logging.getLogger(__name__)
@@ -130,12 +133,19 @@ class RedisSink:
             client = self._client()
             for start in range(0, len(records), CHUNK):
                 pipe = client.pipeline(transaction=False)
+                scopes: set[str] = set()
                 for record in records[start : start + CHUNK]:
                     body = to_json(record)
-                    pipe.set(f"{self.prefix}:value:{record.key}", body)
+                    key = f"{self.prefix}:value:{record.key}"
+                    pipe.set(key, body)
+                    if record.window in CALENDAR_WINDOWS and record.window_start:
+                        pipe.sadd(self.period_key(record.window, record.window_start), key)
                     if record.key in current_keys:
                         pipe.hset(self.current_key(record.scope, record.window), _field(record), body)
+                        scopes.add(record.scope)
                     pipe.publish(self.channel, body)
+                if scopes:
+                    pipe.sadd(self.scopes_key, *sorted(scopes))
                 await pipe.execute()
                 await asyncio.sleep(0)
         except Exception as exc:  # noqa: BLE001 - counted by the caller, logged once here
@@ -147,15 +157,19 @@ class RedisSink:
     def current_key(self, scope: str, window: str) -> str:
         return f"{self.prefix}:current:{scope}:{window}"
 
+    @property
+    def scopes_key(self) -> str:
+        return f"{self.prefix}:scopes"
+
+    def period_key(self, window: str, window_start: str) -> str:
+        return f"{self.prefix}:period:{window}:{window_start}"
+
     async def read_current(self, scopes: Sequence[str] | None, windows: Sequence[str]) -> list[dict[str, Any]]:
         """Current-period records of `scopes` (all when None) × `windows`, from every worker's writes."""
         client = self._client()
         if scopes is None:
-            keys = [key.decode() async for key in client.scan_iter(
-                match=f"{_glob(self.prefix)}:current:*", count=1000)]
-            keys = [k for k in keys if k.rsplit(":", 1)[1] in windows]
-        else:
-            keys = [self.current_key(scope, window) for scope in scopes for window in windows]
+            scopes = sorted(member.decode() for member in await client.smembers(self.scopes_key))
+        keys = [self.current_key(scope, window) for scope in scopes for window in windows]
         pipe = client.pipeline(transaction=False)
         for key in keys:
             pipe.hvals(key)
@@ -171,20 +185,15 @@ class RedisSink:
     async def read_period(self, scope: str | None, window: str, window_start: str) -> list[dict[str, Any]]:
         """Every record of one calendar period (`window_start` as in the records' keys)."""
         client = self._client()
-        scope_glob = _glob(scope) if scope else "*"
-        match = f"{_glob(self.prefix)}:value:*|{scope_glob}|{window}|{_glob(window_start)}*"
-        keys = [key async for key in client.scan_iter(match=match, count=1000)]
+        keys = [key.decode() for key in await client.smembers(self.period_key(window, window_start))]
+        if scope is not None:
+            keys = [key for key in keys if key.split("|")[1] == scope]
         values = await client.mget(keys) if keys else []
         return [json.loads(v) for v in values if v is not None]
 
 
 def _field(record: KpiValue) -> str:
     return record.kpi + "".join(f"|{k}={v}" for k, v in sorted(record.dims.items()))
-
-
-def _glob(text: str) -> str:
-    """`text` as a literal inside a Redis MATCH pattern."""
-    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _safe_url(url: str) -> str:

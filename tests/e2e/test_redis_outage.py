@@ -50,6 +50,9 @@ def test_worker_outlives_redis_and_redis_catches_up(pipeline_env, start_worker, 
         assert in_redis(client, "global", 40)
         assert client.get(f"{prefix}:value:calls|rep:r-1|all|") is not None
         assert wait_for(lambda: local_calls(40), what="/kpis served from Redis") == "redis"
+        source, rows = served(worker, "scope=rep:r-1&window=month&kpi=calls&start=2026-11-20")
+        assert source == "redis" and [(r["window_start"], r["value"]) for r in rows] == [
+            ("2026-11-01T00:00:00Z", 40)]
     # Redis stops mid-run (and will come back empty): the worker goes on.
     asyncio.run(produce(env, [(None, envelope("r-2", DAY)) for _ in range(7)]))
     assert wait_for(lambda: local_calls(40), what="fallback to the worker's own records") == "local"

@@ -17,7 +17,10 @@ STATUS_STYLE = {"green": "green", "amber": "yellow", "red": "bold red"}
 SCOPE_ORDER = {"global": 0, "region": 1, "team": 2, "rep": 3}
 WINDOW_ORDER = ("day", "week", "month", "quarter", "year", "7d", "30d", "90d", "all")
 # Windows `kpis` shows when none is asked for: nine do not fit 80 columns.
-SCOPE_TABLE_WINDOWS = ("day", "week", "month", "quarter", "7d", "30d", "all")
+SCOPE_TABLE_WINDOWS = ("day", "week", "month", "7d", "30d", "all")
+# KPIs with dims print their dims, so their name is shortened to leave room for them.
+DIMS_LABEL = {"stage_conversion": "conv", "stage_duration_days": "days_in", "open_opportunities": "open",
+              "pipeline_value": "pipeline", "objective_attainment": "attainment"}
 ALL_ONLY = {"open_opportunities", "pipeline_value", "pipeline_velocity", "overdue_receivables"}
 TIMES = {"ltv_to_cac", "purchase_frequency"}  # ratios above 1, read as "3.2×"
 ROLE_NAMES = ("rep", "director", "executive", "quality")
@@ -172,7 +175,9 @@ def scope_table(records: Iterable[dict[str, Any]], *, title: str, width: int = 8
     order: dict[str, int] = {}
     for index, record in enumerate(records):
         dims = record.get("dims") or {}
-        label = record["kpi"] + ("" if not dims else " " + "→".join(str(v) for _, v in sorted(dims.items())))
+        kpi = record["kpi"]
+        label = kpi if not dims else DIMS_LABEL.get(kpi, kpi) + " " + "→".join(
+            str(dims[name]) for name in sorted(dims, key=lambda n: (n != "from", n)))
         by_kpi.setdefault(label, {})[record["window"]] = record
         present.add(record["window"])
         order.setdefault(label, index)
@@ -185,6 +190,7 @@ def scope_table(records: Iterable[dict[str, Any]], *, title: str, width: int = 8
     for window in windows:
         table.add_column(window, justify="right", no_wrap=True)
     rank = {name: i for i, name in enumerate(CATALOGUE)}
+    rank.update({alias: rank[name] for name, alias in DIMS_LABEL.items() if name in rank})
     for label in sorted(by_kpi, key=lambda name: (rank.get(name.split(" ")[0], 99), order[name])):
         row = by_kpi[label]
         if any(window in row for window in windows):

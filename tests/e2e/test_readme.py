@@ -120,8 +120,10 @@ def test_readme_commands_against_a_worker(pipeline_env, start_worker, tmp_path):
 
     result = shell(kpis_global + url, pipeline_env, tmp_path)
     assert result.returncode == 0 and "KPIs of global" in result.stdout, result.stderr
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80, result.stdout
     result = shell(kpis_rep + url, pipeline_env, tmp_path)
     assert result.returncode == 0 and "KPIs of rep:r-01" in result.stdout and "30d" in result.stdout
+    assert "…" not in result.stdout, result.stdout  # no name cut short
     result = shell(kpis_json + url, pipeline_env, tmp_path)
     records = json.loads(result.stdout)
     assert records and {r["kpi"] for r in records} == {"win_rate"} and {r["scope"] for r in records} == {"global"}

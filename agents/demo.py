@@ -131,7 +131,7 @@ def _run_demo(
         stack.callback(_stop, simulator)
         console.print(
             f"simulator: {rate:g} events/s to catch up, then {DEMO_LIVE_ACTIVITY}× live activity.\n"
-            f"Other views: kpi-pipeline top --url {web} --role rep|executive|quality",
+            f"Other views, in another terminal:\n  kpi-pipeline top --url {web} --role rep|executive|quality",
             highlight=False,
         )
         watch_board(web, console=console, role=role, duration=duration,

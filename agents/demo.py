@@ -27,7 +27,7 @@ from agents.top import watch_board
 DEFAULT_WEB_PORT = 6066
 
 
-DEMO_LIVE_ACTIVITY = 10  # once caught up with the clock, so the day and 7d columns move
+DEMO_LIVE_ACTIVITY = 100  # once caught up with the clock, so the day and 7d columns move
 STOP_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 
 

@@ -213,7 +213,7 @@ def broker_probe(settings: Any, state_topics: list[str]) -> Probe:
 
 def attach_health(app: faust.App, runtime: Any, state_topics: list[str]) -> Readiness:
     """Wire readiness into the app: `runtime.readiness`, the probe task, quieter logs."""
-    readiness = Readiness(runtime.registry, runtime.ready_event.is_set)
+    readiness = Readiness(runtime.registry, lambda: runtime.ready)
     runtime.readiness = readiness
     probe = broker_probe(runtime.settings, state_topics)
 

@@ -40,7 +40,8 @@ def readme_commands() -> list[str]:
 ELSEWHERE = {
     "make demo": "tests/e2e/test_cli.py::test_demo_shows_kpis_and_leaves_nothing_behind runs `kpi-pipeline demo`",
     "make test": "the suite itself",
-    'make test PYTEST_ARGS="tests/unit -q"': "the suite itself",
+    "make unit": "the unit part of the suite (tests/unit)",
+    "make soak": "tests/integration/test_crash_recovery.py, run again with other seeds",
     "kpi-pipeline worker": "the start_worker fixture runs exactly this command",
 }
 EXPORTS = [
@@ -73,6 +74,8 @@ def test_makefile_targets_the_readme_names():
     makefile = (REPO / "Makefile").read_text()
     assert re.search(r"^demo:.*\n\t.*kpi-pipeline demo", makefile, re.M)
     assert re.search(r"^test:.*\n\t.*pytest \$\(PYTEST_ARGS\)", makefile, re.M)
+    assert re.search(r"^unit:.*\n\t.*pytest tests/unit", makefile, re.M)
+    assert re.search(r"^soak:.*\n(\t.*\n)*\t.*tests/integration/test_crash_recovery\.py", makefile, re.M)
 
 
 def test_the_exports_give_two_brokers_and_a_redis():

@@ -46,7 +46,7 @@ ROLE_VIEWS: dict[str, RoleView] = {
     "director": RoleView(
         "Sales director", ("global", "team", "rep"),
         (("bookings", "bookings"), ("win_rate", "win rate"), ("sales_cycle_days", "cycle"),
-         ("pipeline_value", "pipeline"), ("meetings_booked", "meetings")),
+         ("pipeline_value", "pipeline"), ("calls", "calls")),
         "30d",
     ),
     "executive": RoleView(

@@ -18,6 +18,7 @@ from streams.settings import Settings
 from streams.simulator import SCENARIOS
 from tests.conftest import REPO
 from tests.e2e.test_top import run_in_pty
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -120,6 +121,9 @@ def test_readme_commands_against_a_worker(pipeline_env, start_worker, tmp_path):
     simulate, kpis_global, kpis_rep, kpis_json, top_exec, top_rep, version = AGAINST_A_WORKER
     result = shell(simulate, pipeline_env, tmp_path, timeout=60)
     assert result.returncode == 0 and re.search(r"sent \d+ events", result.stdout), result.stderr
+    wait_for(lambda: json.loads(worker.get("/kpis?scope=rep:r-01&window=30d&kpi=calls"))
+             and json.loads(worker.get("/kpis?scope=global&kpi=win_rate")),
+             timeout=60, what="the simulated traffic in /kpis")
 
     result = shell(kpis_global + url, pipeline_env, tmp_path)
     assert result.returncode == 0 and "KPIs of global" in result.stdout, result.stderr

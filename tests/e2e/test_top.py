@@ -30,8 +30,10 @@ STYLE = re.compile(r"\x1b\[[0-9;]*m|\x1b\][^\x07]*\x07|\x1b\[\?[0-9;]*[hl]")
 MOVES = re.compile(r"\x1b\[[0-9;]*[A-HJKf]|\r")  # cursor moves and erasures end a screen line
 
 
-async def produce_simulated(env: dict[str, str]) -> int:
+async def produce_simulated(env: dict[str, str]) -> tuple[int, int]:
+    """Sends the simulated traffic; returns (records sent, distinct calls among them)."""
     simulator = Simulator(7, start=START)
+    calls: set[str] = set()
     topics = {"crm": env["KPI_TOPIC_CRM"], "billing": env["KPI_TOPIC_BILLING"]}
     producer = AIOKafkaProducer(bootstrap_servers=env["KPI_BROKER_URL"].removeprefix("kafka://"))
     await producer.start()
@@ -44,10 +46,13 @@ async def produce_simulated(env: dict[str, str]) -> int:
             for kind, key, value in batch:
                 await producer.send(topics[kind], key=key, value=value)
                 sent += 1
+                event = json.loads(value)
+                if event.get("type") == "call.logged":
+                    calls.add(event["event_id"])
         await producer.flush()
     finally:
         await producer.stop()
-    return sent
+    return sent, len(calls)
 
 
 def run_in_pty(argv: list[str], seconds: float) -> str:
@@ -86,13 +91,14 @@ def top(worker, role: str, seconds: float = 4.0) -> str:
 
 def test_each_role_sees_its_view_in_80_by_24(pipeline_env, start_worker):
     worker = start_worker(pipeline_env)
-    sent = asyncio.run(produce_simulated(pipeline_env))
+    sent, calls_sent = asyncio.run(produce_simulated(pipeline_env))
     assert sent > 1000
 
     def settled():
+        rows = json.loads(worker.get("/kpis?scope=global&window=all&kpi=calls"))
         status = json.loads(worker.get("/status"))
-        return status["events_in"] >= sent and status["unpublished"] == 0 and status
-    wait_for(settled, timeout=90, what="the simulated traffic applied")
+        return rows and rows[0]["value"] == calls_sent and status["unpublished"] == 0
+    wait_for(settled, timeout=120, what="every simulated call counted and published")
 
     screens = {role: top(worker, role) for role in ("rep", "director", "executive", "quality")}
     for role, screen in screens.items():

@@ -112,8 +112,14 @@ class RedisSink:
         self.resync_wanted = True
         if self.down_since is None:
             self.down_since = self.clock()
-            log.error("redis unreachable at %s (%s); records are kept and written once it is back",
-                      _safe_url(self.url), type(exc).__name__)
+            if isinstance(exc, aioredis.AuthenticationError | aioredis.ResponseError):
+                # Reachable but refusing us: say what to check rather than "unreachable".
+                log.error("redis at %s refused the worker (%s: %s); check KPI_REDIS_USERNAME, "
+                          "KPI_REDIS_PASSWORD and the user's ACL; records are kept meanwhile",
+                          _safe_url(self.url), type(exc).__name__, str(exc)[:80])
+            else:
+                log.error("redis unreachable at %s (%s); records are kept and written once it is back",
+                          _safe_url(self.url), type(exc).__name__)
 
     def _recovered(self) -> None:
         if self.down_since is not None:

@@ -57,3 +57,9 @@ def test_worker_writes_through_tls_as_an_acl_user(pipeline_env, start_worker, tm
                         username="kpi", password="wrong").ping()
         assert SECRET not in worker.log.read_text()
         assert "redis unreachable" not in worker.log.read_text()
+        # A wrong password: the worker runs on and says what to check, once.
+        wrong = start_worker(dict(env, KPI_REDIS_PASSWORD="not-the-password"))
+        wait_for(lambda: "refused the worker" in wrong.log.read_text(), what="the refusal logged")
+        log = wrong.log.read_text()
+        assert log.count("refused the worker") == 1 and "KPI_REDIS_PASSWORD" in log
+        assert "not-the-password" not in log and wrong.process.poll() is None

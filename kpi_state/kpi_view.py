@@ -36,6 +36,10 @@ class ViewConfig:
     customer_lifetime_days: Decimal = Decimal(1095)
 
 
+# clv and ltv_to_cac exist only for windows of a month or longer (CONTRACT §4).
+CLV_WINDOWS = frozenset({"month", "quarter", "year", "30d", "90d", "all"})
+
+
 def _num(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
@@ -50,7 +54,6 @@ class KpiView:
         # Last numbers published per series and (kpi, dims), to publish only what moved.
         self._numbers: dict[Series, dict[tuple, tuple]] = {}
         self._current: list[KpiValue] | None = None
-        self._first_day: date | None = None
 
     def refresh(self, updated_at: float) -> list[KpiValue]:
         """Records of every KPI that changed since the last refresh (all of them at once)."""
@@ -66,8 +69,6 @@ class KpiView:
         for scope, window, start in list(changed):
             if window in CALENDAR_WINDOWS and start:
                 day = date.fromisoformat(start)
-                if window == "day" and (self._first_day is None or day < self._first_day):
-                    self._first_day = day
                 # The next period's growth compares with this one.
                 following = (scope, window, next_period_date(day, window).isoformat())
                 nxt = self.rollup.periods.get(following)
@@ -112,8 +113,11 @@ class KpiView:
         rollup, config = self.rollup, self.config
         totals = rollup.totals(scope, window, start)
         yield from windowed(totals, config.stages)
-        length = window_days(window, start, config.tz, self._first_day, rollup.newest_day)
-        yield from lifetime_value(totals, length, config.customer_lifetime_days)
+        if window in CLV_WINDOWS:
+            # Shorter windows would extrapolate one purchase into a lifetime of daily ones.
+            first = rollup.first_invoice_day(scope) if window == "all" else None
+            length = window_days(window, start, config.tz, first, rollup.newest_day)
+            yield from lifetime_value(totals, length, config.customer_lifetime_days)
         if window in CALENDAR_WINDOWS:
             yield from growth(totals, rollup.totals(scope, window, previous_start(window, start)))
         if window == "all":

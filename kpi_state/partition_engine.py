@@ -5,39 +5,87 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
+import msgspec
+
 from kpi_state.activity import ActivityState
 from kpi_state.calendar import local_date
 from kpi_state.day_cells import CellUpdate, DayCells
 from kpi_state.directory import RepDirectory
-from kpi_state.entity import CONFLICTING, DUPLICATE, NEW, REPLAYED, EntityRecord, decode_record, encode_record
+from kpi_state.entity import (
+    CONFLICTING,
+    DUPLICATE,
+    HELD,
+    NEW,
+    REPLAYED,
+    EntityRecord,
+    Withdrawn,
+    decode_record,
+    encode_record,
+)
 from kpi_state.entity_kinds import KINDS, kind_of
 from kpi_state.events import Event
 
 APPLIED = "applied"
+# The engine's own record in the state topic: its clock and the watermark's sources.
+ENGINE_KEY = b"~engine"
+
+
+class EngineClock(msgspec.Struct, array_like=True):
+    """The newest event time judged, and per source partition the newest seen from it."""
+
+    now: float | None = None
+    sources: dict[str, float] = msgspec.field(default_factory=dict)
+
+
+_clock_codec = (msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(EngineClock))
 
 
 class PartitionEngine:
     """Pure: events in (with their source offset), persisted records and cell changes out."""
 
     def __init__(
-        self, *, tz: str, stages: tuple[str, ...], directory: RepDirectory, dedup_horizon_s: float
+        self, *, tz: str, stages: tuple[str, ...], directory: RepDirectory, dedup_horizon_s: float,
+        lateness_s: float = 7 * 86400,
     ) -> None:
         self.tz = tz
         self.stages = stages
         self.horizon = dedup_horizon_s
+        self.lateness = lateness_s
         self.cells = DayCells(directory)
         self.records: dict[bytes, EntityRecord] = {}
         self.states: dict[bytes, Any] = {}
         self.dirty: set[bytes] = set()
         self.now: float | None = None
+        # Newest event time seen from each source partition. Its minimum is the watermark:
+        # an event still to come from a source is at most `lateness` older than what that
+        # source sent last (its edge checks that), so events behind watermark − lateness
+        # can no longer be matched or withdrawn by anything that arrives.
+        self.sources: dict[str, float] = {}
+        self._clock_dirty = False
         # (due time, entity) of customers whose overdue snapshot changes at that time.
         self._due: list[tuple[float, bytes]] = []
+        # (time, entity) at which an entity has events to settle at the lateness horizon.
+        self._expiry: list[tuple[float, bytes]] = []
+        self.held: dict[bytes, int] = {}  # entity -> events waiting for their match
+        # Events taken out of an entity (withdrawn or orphaned), for the DLQ.
+        self.dead: list[Withdrawn] = []
         self._day_start = self._day_end = 0.0
         self._day = ""
 
     # --- events -------------------------------------------------------------------------
-    def apply(self, key: bytes, event: Event, offset: int, fingerprint: int) -> str:
-        """`applied`, `replayed`, `duplicate`, or the DLQ reason of a refused event."""
+    def apply(
+        self, key: bytes, event: Event, offset: int, fingerprint: int, raw: bytes | None = None,
+        source: str | None = None,
+    ) -> str:
+        """`applied`, `held`, `replayed`, `duplicate`, or the DLQ reason of a refused event.
+
+        `raw` is the record as it arrived, kept while the event may still leave for the DLQ
+        (withdrawn by an earlier event, or orphaned); such events are in `take_dead()`.
+        `source` names the input partition the event came from (for the watermark).
+        """
+        if source is not None and event.ts > self.sources.get(source, float("-inf")):
+            self.sources[source] = event.ts
+            self._clock_dirty = True
         record = self.records.get(key)
         if record is None:
             record = EntityRecord(kind=kind_of(key))
@@ -49,36 +97,69 @@ class PartitionEngine:
             self._keep(key, record)
             return DUPLICATE if verdict == DUPLICATE else CONFLICTING
         assert verdict == NEW
-        kind = KINDS[record.kind]
-        state = self.states.get(key)
         if record.kind == "rep":
+            state = self.states.get(key)
             if state is None:
-                state = ActivityState()
+                state = self.states[key] = ActivityState()
             self.cells.apply([state.add(event.type, event.rep_id, self._local_day(event.ts))])
+            outcome = APPLIED
         else:
-            if state is None:
-                state, reason = kind.start(event, self.stages)
-            else:
-                reason = kind.apply(state, event, self.stages)
-            if reason is not None:
-                return reason
+            kind = KINDS[record.kind]
+            state = self.states.get(key)
+            fresh = state is None
+            if fresh:
+                state = kind.new(event)
+            judged = kind.add(state, event, raw, self.stages)
+            outcome = APPLIED if judged.verdict is None else judged.verdict
+            self.dead.extend(judged.withdrawn)
+            if not fresh or outcome in (APPLIED, HELD):
+                self.states[key] = state
+                self._settle_later(key)
+                self._refresh(key)
+        # Every judged id is remembered: a re-sent copy is a duplicate, whatever the verdict.
+        record.mark(offset, event.event_id, fingerprint, event.ts, self.horizon)
+        self._keep(key, record)
         if self.now is None or event.ts > self.now:
             self.now = event.ts
-        record.mark(offset, event.event_id, fingerprint, event.ts, self.horizon)
-        self.states[key] = state
-        self._keep(key, record)
-        if record.kind != "rep":
-            self._refresh(key)
-        return APPLIED
+            self._clock_dirty = True
+        return outcome
+
+    def take_dead(self) -> list[Withdrawn]:
+        dead, self.dead = self.dead, []
+        return dead
+
+    @property
+    def watermark(self) -> float | None:
+        return min(self.sources.values()) if self.sources else None
+
+    def held_events(self) -> int:
+        return sum(self.held.values())
 
     def advance(self, now: float) -> None:
-        """Move the partition's clock (the newest event time) and refresh due snapshots."""
+        """Move the partition's clock (the newest event time): refresh due snapshots, and
+        settle what fell behind the lateness horizon (orphans go to `take_dead()`)."""
         if self.now is None or now > self.now:
             self.now = now
-        while self._due and self._due[0][0] <= (self.now or 0):
+        clock = self.now or 0.0
+        while self._due and self._due[0][0] <= clock:
             _, key = heapq.heappop(self._due)
             if key in self.states:
                 self._refresh(key)
+        watermark = self.watermark
+        if watermark is None:
+            return
+        while self._expiry and self._expiry[0][0] < watermark:
+            _, key = heapq.heappop(self._expiry)
+            state = self.states.get(key)
+            if state is None:
+                continue
+            kind = KINDS[self.records[key].kind]
+            orphaned = kind.expire(state, watermark - self.lateness, self.stages)
+            if orphaned:
+                self.dead.extend(orphaned)
+                self._refresh(key)
+            self.dirty.add(key)  # settled events keep no record: persist the smaller state
+            self._settle_later(key)
 
     # --- persistence --------------------------------------------------------------------
     def take_dirty(self) -> dict[bytes, bytes]:
@@ -89,25 +170,32 @@ class PartitionEngine:
             record.body = KINDS[record.kind].encode(self.states[key]) if key in self.states else b""
             out[key] = encode_record(record)
         self.dirty.clear()
+        if self._clock_dirty:
+            out[ENGINE_KEY] = _clock_codec[0].encode(EngineClock(self.now, self.sources))
+            self._clock_dirty = False
         return out
 
     def load(self, key: bytes, raw: bytes) -> None:
         """Adopt a record recovered from the changelog; call `rebuild` after the last one."""
+        if key == ENGINE_KEY:
+            clock = _clock_codec[1].decode(raw)
+            self.now, self.sources = clock.now, dict(clock.sources)
+            return
         record = decode_record(raw)
         self.records[key] = record
         if record.body:
             self.states[key] = KINDS[record.kind].decode(record.body)
-            if record.newest_ts and (self.now is None or record.newest_ts > self.now):
-                self.now = record.newest_ts
 
     def rebuild(self) -> None:
         """Recompute every cell from the entity states (after recovery or a rep moving team)."""
         self.cells.clear()
         self._due.clear()
+        self._expiry.clear()
         for key, state in self.states.items():
             if self.records[key].kind == "rep":
                 self.cells.apply(state.contributions(key[4:].decode()))
             else:
+                self._settle_later(key)
                 self._refresh(key)
 
     def take_cells(self) -> dict[tuple[str, str], CellUpdate]:
@@ -118,11 +206,23 @@ class PartitionEngine:
         self.records[key] = record
         self.dirty.add(key)
 
+    def _settle_later(self, key: bytes) -> None:
+        kind = KINDS[self.records[key].kind] if key in self.records else KINDS[kind_of(key)]
+        state = self.states[key]
+        held = kind.held(state)
+        if held:
+            self.held[key] = held
+        else:
+            self.held.pop(key, None)
+        when = kind.next_expiry(state, self.lateness)
+        if when is not None:
+            heapq.heappush(self._expiry, (when, key))
+
     def _refresh(self, key: bytes) -> None:
-        kind = KINDS[self.records[key].kind]
+        kind = KINDS[self.records[key].kind] if key in self.records else KINDS[kind_of(key)]
         state = self.states[key]
         now = self.now if self.now is not None else 0.0
-        self.cells.replace(key, kind.contributions(state, self.tz, now))
+        self.cells.replace(key, kind.contributions(state, self.tz, now, self.stages))
         next_due = kind.next_change(state, now)
         if next_due is not None:
             heapq.heappush(self._due, (next_due, key))

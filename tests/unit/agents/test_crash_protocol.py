@@ -31,7 +31,7 @@ from exporters.pipeline_metrics import PipelineMetrics
 from kpi_state.directory import RepDirectory
 from kpi_state.errors import InvalidEvent
 from kpi_state.kpi_view import ViewConfig
-from kpi_state.reference import compute_reference
+from tests.oracle.reference import compute_reference
 from kpi_state.stream_clock import StreamClock
 from streams.currency import Rates
 from streams.decode import Decoder

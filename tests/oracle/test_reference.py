@@ -1,4 +1,4 @@
-"""The offline reference (kpi_state.reference): small scenarios computed by hand.
+"""The offline reference (tests.oracle.reference): small scenarios computed by hand.
 
 Every expected number is worked out in the comments from CONTRACT §4 and the
 interpretation notes; the module under test must agree with them.
@@ -14,7 +14,7 @@ from decimal import Decimal as D
 import pytest
 
 from kpi_state import events as ev
-from kpi_state.reference import DEFAULT_STAGES, Ratio, compute_reference
+from tests.oracle.reference import DEFAULT_STAGES, Ratio, compute_reference
 
 DIRECTORY = {"r1": ("t1", "north"), "r2": ("t1", "north"), "r3": ("t2", "south")}
 _ids = itertools.count()
@@ -263,7 +263,7 @@ def funnel():
         created("o6", "r1", "closing", "2026-03-08T08:30:00Z", 7),  # not a configured stage
         # o1 won after 8.5 days; left demo after 6.5 days
         won("o1", "r1", "2026-03-10T12:00:00Z", 1200),
-        lost("o1", "r1", "2026-03-10T11:00:00Z"),  # after won: invalid
+        lost("o1", "r1", "2026-03-10T13:00:00Z"),  # after won in event time: invalid
     ]
     return compute_reference(events, directory=DIRECTORY)
 
@@ -647,19 +647,21 @@ def test_rolling_windows_and_window_lengths():
     assert value(r, "calls", "rep:r2", "30d") == 0  # idle in the window but still emitted
     assert value(r, "calls", "rep:r2", "90d") == 1
     assert value(r, "calls", "team:t1", "90d") == 5
-    # clv over 7d: 70/1 × 1/1 × 1095/7
-    assert value(r, "clv", "rep:r1", "7d") == pytest.approx(70 * 1095 / 7)
+    # clv only for windows of a month or longer: none over 7d, a week or a day
+    assert ("clv", "rep:r1", "7d", "", ()) not in r
+    assert ("ltv_to_cac", "rep:r1", "7d", "", ()) not in r
+    assert ("clv", "rep:r1", "week", "2026-03-09T00:00:00Z", ()) not in r
+    assert ("clv", "rep:r1", "day", "2026-03-09T00:00:00Z", ()) not in r
+    # clv over 30d: 70/1 × 1/1 × 1095/30
     assert value(r, "clv", "rep:r1", "30d") == pytest.approx(70 * 1095 / 30)
-    # `all`: from 02-01 to the end of 03-10 = 28 + 10 = 38 days
-    assert value(r, "clv", "global", "all") == pytest.approx(70 * 1095 / 38)
-    # calendar: February 2026 has 28 days
+    # `all`: from the first invoice (03-09) to the end of 03-10 = 2 days, not from 02-01
+    assert value(r, "clv", "global", "all") == pytest.approx(70 * 1095 / 2)
+    # calendar: March 2026 has 31 days, 2026 has 365
     assert value(r, "clv", "rep:r1", "month", MAR) == pytest.approx(70 * 1095 / 31)
-    assert value(r, "clv", "rep:r1", "week", "2026-03-09T00:00:00Z") == pytest.approx(70 * 1095 / 7)
-    assert value(r, "clv", "rep:r1", "day", "2026-03-09T00:00:00Z") == pytest.approx(70 * 1095)
     assert value(r, "clv", "rep:r1", "year", Q1) == pytest.approx(70 * 1095 / 365)
     # a custom lifetime
     r365 = compute_reference(events, directory=DIRECTORY, customer_lifetime_days=365)
-    assert value(r365, "clv", "rep:r1", "7d") == pytest.approx(70 * 365 / 7)
+    assert value(r365, "clv", "rep:r1", "30d") == pytest.approx(70 * 365 / 30)
     # without idle scopes, r2 has no 7d/30d keys but keeps 90d
     only_active = compute_reference(events, directory=DIRECTORY, rolling_for_idle_scopes=False)
     assert ("calls", "rep:r2", "7d", "", ()) not in only_active
@@ -713,3 +715,22 @@ def test_growth_after_a_month_of_credit_notes_only(billing):
     # Q2 against Q1, year has no previous
     assert value(r, "revenue_growth", "rep:r1", "quarter", APR) == pytest.approx(-400 / 380)
     assert value(r, "revenue_growth", "rep:r1", "year", Q1) is None
+
+
+def test_validity_is_judged_in_event_time_order_whatever_the_arrival_order():
+    # o7 won on 03-11 for 5000; a second win ten hours later (9999) is invalid, and a
+    # stage change dated before the creation never counts, whichever arrives first.
+    events = [
+        created("o7", "r1", "prospecting", "2026-03-10T09:00:00Z", 100),
+        won("o7", "r1", "2026-03-11T09:00:00Z", 5000),
+        won("o7", "r1", "2026-03-11T19:00:00Z", 9999),
+        moved("o7", "r1", "demo", "2026-03-09T09:00:00Z"),
+    ]
+    for order in itertools.permutations(events):
+        r = compute_reference(list(order), directory=DIRECTORY)
+        assert value(r, "won_deals", "rep:r1", "month", MAR) == 1
+        assert value(r, "bookings", "rep:r1", "month", MAR) == 5000.0
+        # 03-11T09 − 03-10T09 = 1 day
+        assert value(r, "sales_cycle_days", "rep:r1", "month", MAR) == 1.0
+        # It never entered qualified: the move to demo dated before the creation is not counted.
+        assert get(r, "stage_conversion", "rep:r1", "month", MAR, pair("qualified", "meeting")).denominator == 0

@@ -1,8 +1,8 @@
 """Offline reference: every KPI of CONTRACT §4 recomputed by brute force from the event list.
 
 Tests compare what the streaming pipeline publishes against this module, so it is written
-independently of the streaming state code (it only uses `kpi_state.events` for the event
-types and `kpi_state.calendar` for local dates and period boundaries) and favours obvious
+independently of the engine: it shares only the contract's event structs (`kpi_state.events`)
+and constants with it, has its own calendar arithmetic (`tests.oracle.periods`), and favours obvious
 code over speed: the events are replayed once to validate them and to build a record per
 opportunity and per invoice, those records are turned into plain "facts" (a name, who it is
 attributed to, an instant, a value), and every KPI of every window is a sum over the facts
@@ -21,7 +21,7 @@ Which keys are emitted (a superset of what the pipeline may publish):
   notes never matched to an invoice of the same customer count nowhere.
 * Calendar windows (`day`, `week` ISO Monday, `month`, `quarter`, `year`, in `tz`): for each
   active scope, every period that contains a local day with at least one of the scope's
-  facts; window_start = `calendar.iso_utc(period start)`. The periodic KPIs below plus
+  facts; window_start = `periods.utc_text(period start)`. The periodic KPIs below plus
   `revenue_growth`, `price_effect`, `volume_effect` (vs the previous period of the same
   kind for the same scope, which may itself be empty).
 * Rolling windows `7d`, `30d`, `90d` (window_start ""): the last N local days up to and
@@ -60,12 +60,14 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from kpi_state import calendar
 from kpi_state import events as ev
+from tests.oracle import periods
 
 DEFAULT_STAGES = ("prospecting", "qualified", "meeting", "demo", "proposal", "negotiation")
 CALENDAR_WINDOWS = ("day", "week", "month", "quarter", "year")
 ROLLING_WINDOWS = {"7d": 7, "30d": 30, "90d": 90}
+# clv and ltv_to_cac exist only for windows of a month or longer (CONTRACT §4).
+CLV_WINDOWS = ("month", "quarter", "year", "30d", "90d", "all")
 UNASSIGNED = "unassigned"
 SECONDS_PER_DAY = 86400
 
@@ -137,7 +139,7 @@ class _Opportunity:
 @dataclass
 class _Invoice:
     issued: ev.InvoiceIssued
-    position: int  # in the applied order, for ties on the first invoice of a customer
+    position: int  # in event-time order, for ties on the first invoice of a customer
     settlements: list[ev.PaymentReceived | ev.CreditNoteIssued] = field(default_factory=list)
 
     @property
@@ -153,7 +155,7 @@ class _Invoice:
         return sum((s.amount for s in self.settlements if s.type == "credit_note.issued"), Decimal(0))
 
     def fully_paid_ts(self) -> float | None:
-        """When payments first reached total − credit notes, walking settlements in applied order."""
+        """When payments first reached total − credit notes, walking settlements in event-time order."""
         paid = credited = Decimal(0)
         if paid >= self.issued.total - credited:
             return self.issued.ts
@@ -182,7 +184,7 @@ def _deduplicate(events: Iterable[ev.Event]) -> list[ev.Event]:
 
 
 def _replay_opportunities(events: Sequence[ev.Event], stages: Sequence[str]) -> dict[str, _Opportunity]:
-    """Apply opportunity events in order; invalid transitions are skipped (the pipeline DLQs them)."""
+    """Apply opportunity events in event-time order; invalid transitions are skipped (the pipeline DLQs them)."""
     index = {stage: i for i, stage in enumerate(stages)}
     opps: dict[str, _Opportunity] = {}
     for event in events:
@@ -260,7 +262,7 @@ def _opportunity_facts(opp: _Opportunity, stages: Sequence[str]) -> list[_Fact]:
 
 
 def _replay_invoices(events: Sequence[ev.Event]) -> dict[str, _Invoice]:
-    """Invoices by id (a re-used invoice_id is ignored); settlements matched in applied order."""
+    """Invoices by id (a re-used invoice_id is ignored); settlements in event-time order."""
     invoices: dict[str, _Invoice] = {}
     for position, event in enumerate(events):
         if event.type == "invoice.issued" and event.invoice_id not in invoices:
@@ -377,7 +379,8 @@ def _clv(t: _Totals, window_days: int, lifetime_days: int) -> Ratio:
     return _divide(t.revenue() * lifetime_days, len(t.customers) * window_days)
 
 
-def _periodic_kpis(t: _Totals, stages: Sequence[str], window_days: int, lifetime_days: int) -> dict:
+def _periodic_kpis(t: _Totals, stages: Sequence[str], window_days: int | None, lifetime_days: int) -> dict:
+    """`window_days` is None for windows shorter than a month (they get no clv)."""
     out: dict[tuple[str, tuple], Ratio] = {}
     for name in ("calls", "emails", "meetings_booked", "demos", "prospects_contacted", "opportunities_created"):
         out[(name, ())] = _plain(t(name))
@@ -404,14 +407,15 @@ def _periodic_kpis(t: _Totals, stages: Sequence[str], window_days: int, lifetime
     cac = _divide(t.money("spend"), t("new_customers"))
     out[("cac", ())] = cac
     out[("purchase_frequency", ())] = _divide(t("orders"), len(t.customers))
-    clv = _clv(t, window_days, lifetime_days)
-    out[("clv", ())] = clv
-    if clv.value is None or cac.value is None:
-        out[("ltv_to_cac", ())] = _UNDEFINED
-    else:
-        clv_exact = Fraction(clv.numerator) / Fraction(clv.denominator)
-        cac_exact = Fraction(cac.numerator) / Fraction(cac.denominator)
-        out[("ltv_to_cac", ())] = _divide(clv_exact, cac_exact)
+    if window_days is not None:
+        clv = _clv(t, window_days, lifetime_days)
+        out[("clv", ())] = clv
+        if clv.value is None or cac.value is None:
+            out[("ltv_to_cac", ())] = _UNDEFINED
+        else:
+            clv_exact = Fraction(clv.numerator) / Fraction(clv.denominator)
+            cac_exact = Fraction(cac.numerator) / Fraction(cac.denominator)
+            out[("ltv_to_cac", ())] = _divide(clv_exact, cac_exact)
     out[("days_to_pay", ())] = _divide(t("paid_days"), t("paid_count"))
     return out
 
@@ -443,7 +447,7 @@ def compute_reference(
     now: float | None = None,
     rolling_for_idle_scopes: bool = True,
 ) -> dict[Key, Ratio]:
-    """Every KPI of CONTRACT §4 (but objective_attainment) from `events` in applied order.
+    """Every KPI of CONTRACT §4 (but objective_attainment) from `events`, judged in event-time order.
 
     `directory` maps rep_id → (team_id, region_id). `now` (the newest event time: rolling
     windows end on its local day, overdue is judged at it, `all` lasts until the end of its
@@ -456,10 +460,19 @@ def compute_reference(
         return {}
     if now is None:
         now = max(event.ts for event in applied)
-    first_ts = min(event.ts for event in applied)
 
-    opps = _replay_opportunities(applied, stages)
-    invoices = _replay_invoices(applied)
+    # Validity is judged in event-time order, whatever the arrival order. At one instant a
+    # creation comes first, then moves in stage order, then closes; then the event id.
+    rank = {"opportunity.created": 0, "opportunity.stage_changed": 1}
+    position = {stage: i for i, stage in enumerate(stages)}
+
+    def in_order(event: ev.Event) -> tuple:
+        stage = getattr(event, "stage", None) or getattr(event, "to_stage", None) or ""
+        return (event.ts, rank.get(event.type, 2), position.get(stage, -1), event.event_id)
+
+    in_event_time = sorted(applied, key=in_order)
+    opps = _replay_opportunities(in_event_time, stages)
+    invoices = _replay_invoices(in_event_time)
     facts: list[_Fact] = []
     for opp in opps.values():
         facts += _opportunity_facts(opp, stages)
@@ -476,7 +489,7 @@ def compute_reference(
     # scope → local date → facts
     by_scope: dict[str, dict[date, list[_Fact]]] = defaultdict(lambda: defaultdict(list))
     for fact in facts:
-        day = calendar.local_date(fact.ts, tz)
+        day = periods.local_day(fact.ts, tz)
         for scope in scopes_of(fact.owner):
             by_scope[scope][day].append(fact)
 
@@ -497,8 +510,7 @@ def compute_reference(
             for scope in scopes_of(invoice.owner):
                 overdue[scope] += outstanding
 
-    newest_day = calendar.local_date(now, tz)
-    first_day = calendar.local_date(first_ts, tz)
+    newest_day = periods.local_day(now, tz)
 
     def totals(scope: str, lo: date | None = None, hi: date | None = None) -> _Totals:
         """Facts of `scope` on local days lo ≤ day < hi."""
@@ -520,12 +532,13 @@ def compute_reference(
     for scope in sorted(all_scopes):
         days = by_scope.get(scope, {})
         for window in CALENDAR_WINDOWS:
-            for start in sorted({calendar.period_start_date(day, window) for day in days}):
-                end = calendar.next_period_date(start, window)
+            for start in sorted({periods.first_day(day, window) for day in days}):
+                end = periods.first_day_after(start, window)
                 current = totals(scope, start, end)
-                previous = totals(scope, calendar.previous_period_date(start, window), start)
-                window_start = calendar.iso_utc(calendar.period_bounds(start, window, tz)[0])
-                values = _periodic_kpis(current, stages, (end - start).days, customer_lifetime_days)
+                previous = totals(scope, periods.first_day_before(start, window), start)
+                window_start = periods.utc_text(periods.local_midnight(start, tz))
+                length = (end - start).days if window in CLV_WINDOWS else None
+                values = _periodic_kpis(current, stages, length, customer_lifetime_days)
                 values.update(_change_kpis(current, previous))
                 emit(scope, window, window_start, values)
 
@@ -533,10 +546,13 @@ def compute_reference(
             lo = newest_day - timedelta(days=n - 1)
             current = totals(scope, lo, newest_day + timedelta(days=1))
             if current.count or rolling_for_idle_scopes:
-                emit(scope, window, "", _periodic_kpis(current, stages, n, customer_lifetime_days))
+                length = n if window in CLV_WINDOWS else None
+                emit(scope, window, "", _periodic_kpis(current, stages, length, customer_lifetime_days))
 
         lifetime = totals(scope)
-        all_days = (newest_day - first_day).days + 1
+        # `all` lasts from the scope's first invoice to the newest event time, whole days.
+        invoice_days = [day for day, day_facts in days.items() if any(f.name == "orders" for f in day_facts)]
+        all_days = (newest_day - min(invoice_days)).days + 1 if invoice_days else 1
         values = _periodic_kpis(lifetime, stages, all_days, customer_lifetime_days)
         values[("overdue_receivables", ())] = _plain(overdue.get(scope, Decimal(0)))
         counts = open_count.get(scope, {})

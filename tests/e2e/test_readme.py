@@ -44,7 +44,12 @@ ELSEWHERE = {
     "make unit": "the unit part of the suite (tests/unit)",
     "make soak": "tests/integration/test_crash_recovery.py, run again with other seeds",
     "kpi-pipeline worker": "the start_worker fixture runs exactly this command",
+    "docker compose up --build": "no Docker engine here: tests/unit/deploy/test_stack_files.py validates the file",
 }
+COMPOSE = [
+    "export KPI_BROKER_URL='kafka://b1:9092;kafka://b2:9092'",
+    "docker compose up --build --no-deps redis worker-1 worker-2 prometheus alertmanager grafana",
+]
 EXPORTS = [
     "export KPI_BROKER_URL='kafka://kafka-1:9092;kafka://kafka-2:9092'",
     "export KPI_REDIS_URL=redis://redis:6379/0",
@@ -67,7 +72,7 @@ INSTALL = ["pip install ."]
 
 
 def test_every_readme_command_is_run_somewhere():
-    known = [*ELSEWHERE, *EXPORTS, *AGAINST_A_WORKER, *REPLAY, *INSTALL]
+    known = [*ELSEWHERE, *COMPOSE, *EXPORTS, *AGAINST_A_WORKER, *REPLAY, *INSTALL]
     assert sorted(set(readme_commands())) == sorted(set(known))
 
 
@@ -86,6 +91,19 @@ def test_the_exports_give_two_brokers_and_a_redis():
     result = subprocess.run(["bash", "-e", "-c", script], env=env, cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['kafka-1:9092', 'kafka-2:9092'] redis://redis:6379/0"
+
+
+def test_the_compose_commands_name_real_services_and_brokers():
+    import yaml
+
+    services = set(yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"])
+    named = COMPOSE[1].split("--no-deps ", 1)[1].split()
+    assert set(named) <= services, set(named) - services
+    assert "kafka" not in named and "simulator" not in named  # "leave out kafka and simulator"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    script = f"{COMPOSE[0]}\n{sys.executable} -c 'from streams.settings import Settings; print(Settings().broker_hosts)'"
+    result = subprocess.run(["bash", "-e", "-c", script], env=env, cwd=REPO, capture_output=True, text=True)
+    assert result.stdout.strip() == "['b1:9092', 'b2:9092']", result.stderr
 
 
 def test_pip_install_builds(tmp_path):

@@ -64,7 +64,8 @@ def test_worker_outlives_redis_and_redis_catches_up(pipeline_env, start_worker, 
         wait_for(lambda: in_redis(client, "global", 47), timeout=40, what="Redis caught up mid-run")
         assert in_redis(client, "rep:r-1", 40) and in_redis(client, "rep:r-2", 7)
     assert worker.process.poll() is None
+    # The worker's output is buffered: wait for its lines rather than read them at once.
+    wait_for(lambda: worker.log.read_text().count("redis back after") == 2, what="two recoveries logged")
     log = worker.log.read_text()
     assert log.count("redis unreachable") == 2, log[-3000:]  # once per outage, not per retry
-    assert log.count("redis back after") == 2
     assert "Traceback" not in log and "crash" not in log.lower()

@@ -26,6 +26,7 @@ from agents.batches import (
 )
 from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
 from agents.entities import EntityStage
+from agents.health import attach_health
 from agents.publish import Publisher
 from agents.rebalance import StepGate
 from agents.rollup_stage import RollupStage
@@ -60,7 +61,7 @@ class Runtime:
         self.directory_changed = False
         self.decoder = Decoder(
             stages=settings.stages,
-            rates=Rates(settings.reporting_currency),
+            rates=Rates(settings.reporting_currency, settings.exchange_rates),
             max_event_bytes=settings.max_event_bytes,
         )
         self.clock = StreamClock(settings.lateness_s, settings.future_skew_s)
@@ -94,7 +95,7 @@ class Runtime:
         )
         self.registry.register(InputFreshness(lambda: self.clock.newest))
         self.out = KafkaOut(settings)
-        self.redis = RedisSink(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
+        self.redis = RedisSink.from_settings(settings) if settings.redis_url else None
         self.gate = StepGate(("edge", "entities", "rollup"))
         self.publisher: Publisher | None = None
         self.metrics.unpublished.set_function(self.unpublished)
@@ -342,5 +343,6 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
     async def follow_reps() -> None:
         await reps_reader.run()
 
+    attach_health(app, runtime, list(state_topics.values()))
     register_pages(app, runtime)
     return app, runtime

@@ -1,4 +1,4 @@
-"""The `kpi-pipeline` command: worker, simulate, demo, kpis."""
+"""The `kpi-pipeline` command: worker, simulate, replay, kpis, top, demo."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
+from rich.text import Text
 
 from streams.settings import Settings, describe_settings_error
 
@@ -21,9 +23,29 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2, *, headline: str | None = None) -> NoReturn:
+    """Print `message` as plain text (it may hold brackets, URLs, user input) and exit."""
+    text = Text()
+    if headline:
+        text.append(headline, style="bold red")
+        if not headline.endswith("\n"):
+            text.append(" ")
+    text.append(message)
+    err_console.print(text, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def quiet_kafka_client(quiet: bool = True) -> None:
+    """Short-lived commands report connection problems themselves, once."""
+    import logging
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL if quiet else logging.NOTSET)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -31,9 +53,28 @@ def load_settings(**overrides: Any) -> Settings:
     given = {name: value for name, value in overrides.items() if value is not None}
     try:
         return Settings(**given)
-    except ValidationError as exc:
-        err_console.print("[bold red]invalid settings:[/]\n" + describe_settings_error(exc))
-        raise typer.Exit(2) from None
+    except (ValidationError, SettingsError) as exc:
+        fail(describe_settings_error(exc), headline="invalid settings:\n")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            console.print(f"kpi-pipeline {version('kpi-pipeline')}", highlight=False)
+        except PackageNotFoundError:
+            console.print("kpi-pipeline (not installed)")
+        raise typer.Exit(0)
+
+
+@cli.callback()
+def _main(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
+    """Streaming sales-KPI pipeline. Settings come from flags and KPI_* environment variables."""
 
 
 BrokerOpt = typer.Option(None, "--broker", help="kafka://HOST:PORT (env KPI_BROKER_URL)")
@@ -64,24 +105,28 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     from streams.reps import RepsFileError
     from streams.topics import TopicLayoutError, ensure_topics
 
+    from agents.health import GuardedWorker, port_problem
+
+    busy = port_problem(settings.web_host, settings.web_port)
+    if busy:
+        fail(f"{busy}. Another worker may run here: give this one another port with "
+             "KPI_WEB_PORT or --web-port (e.g. --web-port 6067).", headline="web port unavailable:")
+    quiet_kafka_client()
     try:
         partitions = asyncio.run(asyncio.wait_for(ensure_topics(settings), 30))
     except TopicLayoutError as exc:
-        err_console.print(f"[bold red]topics cannot be used:[/] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc), headline="topics cannot be used:")
     except Exception as exc:  # noqa: BLE001 - turn any connection failure into advice
-        err_console.print(
-            f"[bold red]cannot reach the broker at {settings.broker_url}[/] ({type(exc).__name__}).\n"
-            "Start Kafka there, point KPI_BROKER_URL at yours, or try `kpi-pipeline demo`."
-        )
-        raise typer.Exit(1) from None
+        fail(f"({type(exc).__name__}).\nStart Kafka there, point KPI_BROKER_URL at yours, "
+             "or try `kpi-pipeline demo`.", 1,
+             headline=f"cannot reach the broker at {settings.broker_url}")
+    quiet_kafka_client(False)
     asyncio.set_event_loop(asyncio.new_event_loop())
     try:
         app, _ = create_app(settings, input_partitions=partitions)
     except RepsFileError as exc:
-        err_console.print(f"[bold red]reps file refused[/]: {exc}")
-        raise typer.Exit(2) from None
-    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+        fail(str(exc), headline="reps file refused:")
+    GuardedWorker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
 @cli.command()
@@ -92,6 +137,9 @@ def simulate(
     scenario: str = typer.Option("steady", "--scenario"),
     bad_ratio: float = typer.Option(0.0, "--bad-ratio", min=0, max=1),
     count: Optional[int] = typer.Option(None, "--count", min=1, help="stop after N events"),
+    live_activity: float = typer.Option(
+        1.0, "--live-activity", min=1, help="once caught up with the clock, N times the usual activity"
+    ),
     broker: Optional[str] = BrokerOpt,
 ) -> None:
     """Produce realistic CRM and billing events."""
@@ -99,15 +147,21 @@ def simulate(
     from streams.simulator import SCENARIOS
 
     if scenario not in SCENARIOS:
-        err_console.print(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
-        raise typer.Exit(2)
+        fail(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
     settings = load_settings(broker_url=broker)
-    sent = asyncio.run(
-        run_simulation(
-            settings, rate=rate, duration=duration, seed=seed, scenario=scenario,
-            bad_ratio=bad_ratio, count=count,
+    quiet_kafka_client()
+    try:
+        sent = asyncio.run(
+            run_simulation(
+                settings, rate=rate, duration=duration, seed=seed, scenario=scenario,
+                bad_ratio=bad_ratio, count=count, live_activity=live_activity,
+            )
         )
-    )
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except Exception as exc:  # noqa: BLE001 - connection problems become advice
+        fail(f"({type(exc).__name__}); start Kafka there or point KPI_BROKER_URL/--broker at yours",
+             1, headline=f"cannot send to the broker at {settings.broker_url}")
     console.print(f"sent {sent} events")
 
 
@@ -146,6 +200,7 @@ def replay(
     from agents.replay_command import run_replay
 
     settings = load_settings(broker_url=broker)
+    quiet_kafka_client()
     code = run_replay(
         settings, file, fmt=fmt, reps=reps, products=products, currency=currency,
         timezone=timezone, id_prefix=id_prefix, stage_map=stage_map, date_formats=date_format,
@@ -174,37 +229,75 @@ def dashboards(
 def kpis(
     scope: str = typer.Option("global", "--scope", help="e.g. rep:r-01, team:t-emea-1, region:emea, global"),
     window: Optional[str] = typer.Option(None, "--window", help="day, week, month, quarter, year, 7d, 30d, 90d, all"),
-    kpi: Optional[str] = typer.Option(None, "--kpi"),
+    kpi: Optional[str] = typer.Option(None, "--kpi", help="one KPI name, e.g. win_rate"),
     url: str = typer.Option("http://127.0.0.1:6066", "--url", help="a worker's web address"),
     as_json: bool = typer.Option(False, "--json", help="print JSON records"),
 ) -> None:
     """Print current KPI values of one scope from a running worker."""
+    from agents.kpi_query import QueryError, check_kpi, check_scope, check_window
     from exporters.board import scope_table
 
+    try:
+        check_scope(scope)
+        if window:
+            check_window(window)
+        if kpi:
+            check_kpi(kpi)
+    except QueryError as exc:
+        fail(str(exc))
+    url = check_url(url)
     records = fetch_kpis(url, scope=scope, window=window, kpi=kpi)
     if records is None:
-        err_console.print(f"no worker answers at {url}; start one with `kpi-pipeline worker`.")
-        raise typer.Exit(1)
+        fail(f"no worker answers at {url}; start one with `kpi-pipeline worker`, or give --url.", 1)
     if as_json:
         console.print_json(json.dumps(records))
     elif not records:
-        console.print(f"no KPI values for scope {scope!r} yet")
+        console.print(Text(f"no KPI values for scope {scope!r} yet"))
     else:
-        console.print(scope_table(records, title=f"KPIs of {scope}"))
+        console.print(scope_table(records, title=f"KPIs of {scope}", width=console.width))
 
 
 @cli.command()
 def top(
+    role: str = typer.Option("director", "--role", help="rep, director, executive or quality"),
+    scope: Optional[str] = typer.Option(
+        None, "--scope", help="rows of one kind (rep, team, region, global) or one scope (team:t-emea-1)"
+    ),
+    window: Optional[str] = typer.Option(None, "--window", help="day, week, month, quarter, year, 7d, 30d, 90d, all"),
     url: str = typer.Option("http://127.0.0.1:6066", "--url", help="a worker's web address"),
-    interval: float = typer.Option(2.0, "--interval", min=0.2),
+    interval: float = typer.Option(2.0, "--interval", min=0.2, help="seconds between refreshes"),
 ) -> None:
-    """Live terminal board, green/amber/red."""
-    from agents.demo import watch_board
+    """Live terminal board of one role, green/amber/red."""
+    from agents.kpi_query import SCOPE_KINDS, QueryError, check_scope, check_window
+    from agents.top import watch_board
+    from exporters.board import ROLE_NAMES
 
-    raise typer.Exit(watch_board(url, console=console, interval=interval))
+    if role not in ROLE_NAMES:
+        fail(f"unknown role {role!r}; roles: {', '.join(ROLE_NAMES)}")
+    try:
+        if window:
+            check_window(window)
+        if scope and scope not in (*SCOPE_KINDS, "global"):
+            check_scope(scope)
+    except QueryError as exc:
+        fail(str(exc))
+    raise typer.Exit(watch_board(check_url(url), console=console, role=role, window=window,
+                                 scope=scope, interval=interval))
+
+
+def check_url(url: str) -> str:
+    """A worker's base URL; refused (exit 2) when it has no http(s) scheme or host."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        fail(f"--url {url!r} is not a web address; write it with its scheme, e.g. http://{url.split('://')[-1] or '127.0.0.1:6066'}")
+    return url.rstrip("/")
 
 
 def fetch_kpis(url: str, **params: Optional[str]) -> list[dict[str, Any]] | None:
+    """Records from a worker's /kpis; None when nothing answers; a 400 exits with its message."""
+    import urllib.error
     import urllib.parse
     import urllib.request
 
@@ -212,6 +305,13 @@ def fetch_kpis(url: str, **params: Optional[str]) -> list[dict[str, Any]] | None
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/kpis?{query}", timeout=3) as response:
             return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 400:
+            try:
+                fail(json.loads(exc.read())["error"])
+            except (ValueError, KeyError):
+                pass
+        return None
     except (OSError, ValueError):
         return None
 
@@ -219,14 +319,29 @@ def fetch_kpis(url: str, **params: Optional[str]) -> list[dict[str, Any]] | None
 @cli.command()
 def demo(
     duration: Optional[float] = typer.Option(None, "--duration", min=1, help="stop after S seconds"),
-    rate: float = typer.Option(300.0, "--rate", min=1, help="simulated events per second"),
+    rate: float = typer.Option(200.0, "--rate", min=1, help="simulated events per second while catching up"),
     seed: int = typer.Option(7, "--seed"),
     scenario: str = typer.Option("steady", "--scenario"),
+    role: str = typer.Option("director", "--role", help="the board shown: rep, director, executive, quality"),
 ) -> None:
     """Embedded broker and Redis (unless configured), simulator, worker and the live board."""
     from agents.demo import run_demo
 
-    code = run_demo(duration=duration, rate=rate, seed=seed, scenario=scenario, console=console)
+    from agents.embedded import EmbeddedServerError
+    from streams.simulator import SCENARIOS
+
+    if scenario not in SCENARIOS:
+        fail(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
+    from exporters.board import ROLE_NAMES
+
+    if role not in ROLE_NAMES:
+        fail(f"unknown role {role!r}; roles: {', '.join(ROLE_NAMES)}")
+    load_settings()  # a bad KPI_* variable is reported here, not in the worker's log
+    try:
+        code = run_demo(duration=duration, rate=rate, seed=seed, scenario=scenario, console=console,
+                        role=role)
+    except EmbeddedServerError as exc:
+        fail(str(exc), 1, headline="the demo cannot start:")
     raise typer.Exit(code)
 
 

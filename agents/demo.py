@@ -12,24 +12,39 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from rich.console import Console
-from rich.live import Live
 
 from agents.embedded import (
     EmbeddedServer,
+    die_with_parent,
     embedded_broker,
     embedded_redis,
     free_port,
     port_open,
     redis_reachable,
 )
-from exporters.board import BOARD_WINDOWS, board_table
+from agents.top import watch_board
 
 DEFAULT_WEB_PORT = 6066
 
 
+DEMO_LIVE_ACTIVITY = 100  # once caught up with the clock, so the day and 7d columns move
+STOP_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
+
+
+class DemoStopped(BaseException):
+    """SIGHUP (terminal closed) or SIGTERM: leave through the same cleanup as Ctrl-C."""
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    for sig in (*STOP_SIGNALS, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the cleanup short
+    raise DemoStopped(signum)
+
+
 def _child(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        argv, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True
+        argv, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=die_with_parent,
     )
 
 
@@ -60,9 +75,26 @@ def _wait_ready(url: str, worker: subprocess.Popen, timeout: float) -> bool:
 
 
 def run_demo(
-    *, duration: float | None, rate: float, seed: int, scenario: str, console: Console
+    *, duration: float | None, rate: float, seed: int, scenario: str, console: Console,
+    role: str = "director",
 ) -> int:
-    """Run everything until Ctrl-C or `duration`; return the exit code."""
+    """Run everything until Ctrl-C, SIGHUP, SIGTERM or `duration`; return the exit code."""
+    previous = {sig: signal.signal(sig, _stop_on_signal) for sig in STOP_SIGNALS}
+    try:
+        return _run_demo(duration=duration, rate=rate, seed=seed, scenario=scenario,
+                         console=console, role=role)
+    except DemoStopped as stopped:
+        return 128 + int(stopped.args[0])
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_demo(
+    *, duration: float | None, rate: float, seed: int, scenario: str, console: Console, role: str
+) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="kpi-demo-"))
     env = dict(os.environ)
     env.setdefault("KPI_DATA_DIR", str(workdir / "data"))
@@ -91,64 +123,21 @@ def run_demo(
         if not _wait_ready(web, worker, timeout=90):
             console.print(f"[bold red]the worker did not become ready[/]; see {workdir / 'worker.log'}")
             return 1
-        sim_argv = [*me, "simulate", "--rate", str(rate), "--seed", str(seed), "--scenario", scenario]
+        sim_argv = [*me, "simulate", "--rate", str(rate), "--seed", str(seed), "--scenario", scenario,
+                    "--live-activity", str(DEMO_LIVE_ACTIVITY)]
         if duration is not None:
             sim_argv += ["--duration", str(duration)]
         simulator = _child(sim_argv, env, workdir / "simulator.log")
         stack.callback(_stop, simulator)
         console.print(
-            f"simulator running at {rate:g} events/s.  Board below; also try:\n"
-            f"  curl {web}/metrics    curl '{web}/kpis?scope=global'"
+            f"simulator: {rate:g} events/s to catch up, then {DEMO_LIVE_ACTIVITY}× live activity.\n"
+            f"Other views, in another terminal:\n  kpi-pipeline top --url {web} --role rep|executive|quality",
+            highlight=False,
         )
-        watch_board(web, console=console, duration=duration, alive=lambda: worker.poll() is None)
+        watch_board(web, console=console, role=role, duration=duration,
+                    alive=lambda: worker.poll() is None)
         if worker.poll() is not None:
             console.print(f"[bold red]the worker stopped unexpectedly (exit {worker.returncode})[/]")
             return 1
         console.print(f"logs: {workdir}")
         return 0
-
-
-def render_board(web: str):
-    """The board from a worker's current records (None when the worker does not answer)."""
-    from agents.cli import fetch_kpis
-
-    records: list = []
-    for window in BOARD_WINDOWS:
-        fetched = fetch_kpis(web, window=window)
-        if fetched is None:
-            return None
-        records += fetched
-    return board_table(records, title=f"Sales KPIs · {time.strftime('%H:%M:%S')}")
-
-
-def watch_board(
-    web: str, *, console: Console, interval: float = 2.0, duration: float | None = None,
-    alive=lambda: True,
-) -> int:
-    """Redraw the board until Ctrl-C, `duration`, or `alive()` turns false."""
-    deadline = time.monotonic() + duration if duration else None
-    interactive = console.is_terminal and duration is None
-
-    def running() -> bool:
-        return alive() and (deadline is None or time.monotonic() < deadline)
-
-    def frame():
-        return render_board(web) or f"no worker answers at {web}"
-
-    try:
-        if interactive:
-            with Live(frame(), console=console, refresh_per_second=1) as live:
-                while running():
-                    time.sleep(interval)
-                    live.update(frame())
-        else:
-            next_print = time.monotonic()
-            while running():
-                if time.monotonic() >= next_print:
-                    console.print(frame())
-                    next_print = time.monotonic() + 10
-                time.sleep(0.5)
-            console.print(frame())
-    except KeyboardInterrupt:
-        console.print("stopping…")
-    return 0

@@ -13,6 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def die_with_parent() -> None:
+    """In a child before exec: get SIGTERM when the process that started us dies (Linux).
+
+    The demo's children run in their own session (Ctrl-C reaches only the demo), so
+    without this a demo killed outright (SIGKILL) would leave them running.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class EmbeddedServerError(RuntimeError):
     """An embedded server could not be found or did not start."""
 
@@ -47,7 +62,8 @@ class EmbeddedServer:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         # A new session: Ctrl-C in the terminal reaches us, and we stop the child ourselves.
         self.process = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -114,12 +130,16 @@ def valkey_binary() -> str:
     )
 
 
-def embedded_broker(port: int | None = None, log_dir: Path | None = None) -> EmbeddedServer:
+def embedded_broker(
+    port: int | None = None, log_dir: Path | None = None, advertised_port: int | None = None
+) -> EmbeddedServer:
+    """The broker on `port`; clients are sent to `advertised_port` (a proxy, in fault tests)."""
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     return EmbeddedServer(
         "tansu broker",
-        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
          "--storage-engine", "memory://tansu/"],
         port,
         log_path=(log_dir / "broker.log") if log_dir else None,

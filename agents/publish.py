@@ -49,12 +49,17 @@ class Publisher:
         if published:
             metrics.records_published.labels("kafka").inc(published)
             metrics.flush_duration.labels("kafka").observe(time.perf_counter() - started)
-        if runtime.redis is not None and self._redis_backlog:
+        if runtime.redis is not None and (self._redis_backlog or runtime.redis.resync_wanted):
             await self._to_redis()
         return published
 
     async def _to_redis(self) -> None:
         runtime = self.runtime
+        if runtime.redis.resync_wanted:
+            # First write, or Redis is back from an outage and may have lost everything:
+            # rewrite every current record this worker owns, not only what changed.
+            for record in runtime.rollup.view.current():
+                self._redis_backlog.setdefault(record.key, record)
         pending = list(self._redis_backlog.values())
         current_keys = {r.key for r in runtime.rollup.view.current()}
         current = [r for r in pending if r.key in current_keys]
@@ -63,7 +68,8 @@ class Publisher:
             await runtime.redis.write(pending, current)
         except Exception as exc:  # noqa: BLE001 - a Redis outage must not stop the worker
             runtime.metrics.sink_errors.labels("redis").inc()
-            log.warning("redis write failed, will retry on next flush: %s", type(exc).__name__)
+            # The sink logs an outage once; this line would repeat on every flush.
+            log.debug("redis write failed, will retry on next flush: %s", type(exc).__name__)
             return
         self._redis_backlog.clear()
         runtime.metrics.records_published.labels("redis").inc(len(pending))

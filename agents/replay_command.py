@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from kpi_state.errors import KpiError
 from streams.replay_csv import (
@@ -65,7 +66,7 @@ def run_replay(
     console: Console, err_console: Console,
 ) -> int:
     if fmt not in FORMATS:
-        err_console.print(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}")
+        _err(err_console, (f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}"))
         return 2
     try:
         if fmt == "jsonl":
@@ -78,9 +79,19 @@ def run_replay(
             rep_events = load_rep_directory(reps) if reps else []
             plan, _ = plan_csv(file, mapping, settings, rep_events)
     except (UsageError, KpiError, ValueError) as exc:
-        err_console.print(f"[bold red]cannot replay {file}[/]: {exc}")
+        _err(err_console, (f"cannot replay {file}: {exc}"))
+        return 2
+    if fmt == "jsonl" and not plan.records:
+        _err(err_console, (f"cannot replay {file}: no event in it"))
+        return 2
+    if fmt == "jsonl" and plan.skipped and len(plan.skipped) == sum(plan.counts.values()):
+        _err(err_console, (f"cannot replay {file}: no line is a usable event\n" + _lines(plan)))
         return 2
     _report(plan, console)
+    if fmt == "jsonl" and plan.skipped:
+        # Sent anyway: the pipeline's dead-letter topic keeps them with the same reasons.
+        _err(err_console, (f"{len(plan.skipped)} unusable line(s), sent on to the dead-letter topic:\n"
+                               + _lines(plan)))
     if skipped_report is not None:
         _write_skipped(plan, skipped_report)
         console.print(f"skipped rows written to {skipped_report}")
@@ -90,13 +101,25 @@ def run_replay(
     try:
         sent = asyncio.run(asyncio.wait_for(send_plan(plan, settings), 600))
     except Exception as exc:  # noqa: BLE001 - connection problems become advice
-        err_console.print(
-            f"[bold red]could not send to {settings.broker_url}[/] ({type(exc).__name__}); "
+        _err(err_console, (
+            f"could not send to {settings.broker_url} ({type(exc).__name__}); "
             "check KPI_BROKER_URL or use --dry-run"
-        )
+        ))
         return 1
     console.print(f"sent {sent} records to {settings.broker_url}")
     return 0
+
+
+def _err(console: Console, message: str) -> None:
+    """Plain text (paths and user input may hold brackets), never wrapped mid-path."""
+    console.print(Text(message), soft_wrap=True)
+
+
+def _lines(plan: ReplayPlan, limit: int = 10) -> str:
+    shown = [f"  line {row.line}: {row.reason} ({row.detail})" for row in plan.skipped[:limit]]
+    if len(plan.skipped) > limit:
+        shown.append(f"  … and {len(plan.skipped) - limit} more (--skipped-report FILE lists them all)")
+    return "\n".join(shown)
 
 
 def _report(plan: ReplayPlan, console: Console) -> None:

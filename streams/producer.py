@@ -20,7 +20,13 @@ class EventProducer:
         )
 
     async def __aenter__(self) -> EventProducer:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            # A producer that failed to start still holds a client: close it, or Python
+            # warns "Unclosed AIOKafkaProducer" on the way out.
+            await self._producer.stop()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

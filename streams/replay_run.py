@@ -70,21 +70,40 @@ def _jsonl_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, line
 
 
+def _jsonl_problem(line: bytes) -> tuple[str, str, Any]:
+    """(reason, detail, envelope) of one line; reason '' when it looks like an event."""
+    try:
+        envelope = json.loads(line)
+    except ValueError as exc:
+        return "not_json", str(exc).split(":")[0], None
+    if not isinstance(envelope, dict):
+        return "not_object", f"a JSON {type(envelope).__name__}, not an object", None
+    event_type = envelope.get("type")
+    if not isinstance(event_type, str) or not event_type:
+        return "missing_field", "no `type`", envelope
+    missing = [name for name in ("event_id", "occurred_at", "data") if name not in envelope]
+    if missing:
+        return "missing_field", "no " + ", ".join(f"`{m}`" for m in missing), envelope
+    return "", "", envelope
+
+
 def plan_jsonl(path: Path, settings: Settings) -> ReplayPlan:
-    """Envelopes as they are: bytes unchanged, routed by type; unreadable lines still go
-    to the CRM topic so the pipeline's dead-letter queue records them."""
+    """Envelopes as they are: bytes unchanged, routed by type; unusable lines are listed
+    (line number and reason) and still go to the CRM topic so the dead-letter queue keeps them."""
     plan = ReplayPlan([])
-    for _, line in _jsonl_lines(path):
-        try:
-            envelope = json.loads(line)
-            event_type = envelope.get("type", "") if isinstance(envelope, dict) else ""
-            data = envelope.get("data") if isinstance(envelope, dict) else None
-        except ValueError:
-            event_type, data = "", None
-        topic = topic_for(event_type if isinstance(event_type, str) else "", settings)
+    for number, line in _jsonl_lines(path):
+        reason, detail, envelope = _jsonl_problem(line)
+        event_type = envelope.get("type") if isinstance(envelope, dict) else None
+        event_type = event_type if isinstance(event_type, str) else ""
+        data = envelope.get("data") if isinstance(envelope, dict) else None
         key = entity_key(data) if isinstance(data, dict) else None
-        plan.records.append((topic, key, line))
-        plan.counts[event_type if isinstance(event_type, str) and event_type else "unreadable"] += 1
+        plan.records.append((topic_for(event_type, settings), key, line))
+        if reason:
+            plan.skipped.append(SkippedRow(row=number, line=number, opportunity_id=None,
+                                           reason=reason, detail=detail))
+            plan.counts["unreadable"] += 1
+        else:
+            plan.counts[event_type] += 1
     return plan
 
 

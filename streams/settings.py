@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_STAGES = ("prospecting", "qualified", "meeting", "demo", "proposal", "negotiation")
 
@@ -25,6 +26,13 @@ class Settings(BaseSettings):
     # --- connections -------------------------------------------------------
     broker_url: str = "kafka://localhost:9092"
     redis_url: str | None = None
+    # Redis credentials and TLS files (TLS itself is the `rediss://` scheme); the password
+    # may also sit in the URL, but a separate secret keeps it out of process listings.
+    redis_username: str | None = None
+    redis_password: SecretStr | None = None
+    redis_ssl_cafile: Path | None = None
+    redis_ssl_certfile: Path | None = None
+    redis_ssl_keyfile: Path | None = None
     web_host: str = "0.0.0.0"
     web_port: int = Field(6066, ge=1, le=65535)
     app_id: str = "kpi-pipeline"
@@ -64,7 +72,11 @@ class Settings(BaseSettings):
     # --- KPI semantics -------------------------------------------------------
     timezone: str = "UTC"
     reporting_currency: str = "EUR"
-    stages: tuple[str, ...] = DEFAULT_STAGES
+    # Units of the reporting currency per unit of each currency, as a JSON object of
+    # decimal strings; needed for a reporting currency without shipped rates.
+    exchange_rates: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    # Parsed by our own validator (NoDecode) so a bad value gets our message, not pydantic's.
+    stages: Annotated[tuple[str, ...], NoDecode] = DEFAULT_STAGES
     customer_lifetime_days: float = Field(1095, gt=0)
     thresholds_file: Path | None = None
     reps_file: Path | None = None
@@ -75,6 +87,22 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(0.2, gt=0)
     max_series_per_kpi: int = Field(2000, ge=1)
     redis_prefix: str = "kpi"
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _stages_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return _json_value(
+                value, list, 'a JSON list of stage names, e.g. ["prospecting","qualified","proposal"]'
+            )
+        return value
+
+    @field_validator("exchange_rates", mode="before")
+    @classmethod
+    def _rates_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return _json_value(value, dict, 'a JSON object of rates, e.g. {"EUR": "162.4", "USD": "150.2"}')
+        return value
 
     @field_validator("broker_url")
     @classmethod
@@ -90,8 +118,23 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError("expected redis://HOST:PORT[/DB], rediss://… or unix://…")
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in {"redis", "rediss", "unix"} or (
+            parts.scheme != "unix" and not parts.hostname
+        ):
+            raise ValueError(
+                f"expected redis://HOST:PORT/DB (rediss:// for TLS, unix:///PATH), got {value!r}"
+            )
+        return value
+
+    @field_validator("reps_file", "thresholds_file", "redis_ssl_cafile", "redis_ssl_certfile",
+                     "redis_ssl_keyfile", "ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    @classmethod
+    def _file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {str(value)!r}")
         return value
 
     @field_validator("timezone")
@@ -113,6 +156,23 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _currency(self) -> Settings:
+        from streams.currency import DEFAULT_RATES_IN_EUR, Rates
+
+        try:
+            rates = Rates(self.reporting_currency, self.exchange_rates)
+        except ValueError as exc:
+            raise ValueError(f"KPI_REPORTING_CURRENCY / KPI_EXCHANGE_RATES: {exc}") from None
+        if len(rates.rates) < 2 and self.reporting_currency not in DEFAULT_RATES_IN_EUR:
+            raise ValueError(
+                f"KPI_REPORTING_CURRENCY: no exchange rates for {self.reporting_currency}; rates are "
+                f"shipped for {', '.join(sorted(DEFAULT_RATES_IN_EUR))}. Give the others with "
+                'KPI_EXCHANGE_RATES, e.g. \'{"EUR": "162.4", "USD": "150.2"}\' '
+                f"(units of {self.reporting_currency} per unit)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _security(self) -> Settings:
         if self.security_protocol.startswith("SASL") and not (
             self.sasl_username and self.sasl_password
@@ -128,15 +188,37 @@ class Settings(BaseSettings):
         return [urlsplit(url).netloc for url in self.broker_url.split(";")]
 
 
+def _json_value(text: str, kind: type, shape: str) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ValueError(f"not JSON; expected {shape}") from None
+    if not isinstance(value, kind):
+        raise ValueError(f"expected {shape}")
+    return value
+
+
+SECRET_FIELDS = {"sasl_password", "ssl_key_password", "redis_password"}
+
+
 def describe_settings_error(exc: Exception) -> str:
     """One line per bad setting, naming the environment variable, never echoing secrets."""
+    import re
+
     from pydantic import ValidationError
 
     if not isinstance(exc, ValidationError):
+        # pydantic-settings' SettingsError names the field it could not parse.
+        found = re.search(r'field "(\w+)"', str(exc))
+        if found:
+            return f"KPI_{found.group(1).upper()}: cannot be parsed (JSON expected)"
         return str(exc)
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(part) for part in err["loc"]) or "settings"
-        name = f"KPI_{loc.upper()}" if err["loc"] else "settings"
-        lines.append(f"{name}: {err['msg']}")
+        field = str(err["loc"][0]) if err["loc"] else ""
+        name = f"KPI_{field.upper()}" if field else "settings"
+        message = err["msg"].removeprefix("Value error, ")
+        if field not in SECRET_FIELDS and "input" in err and err["type"] != "value_error" and not message.startswith("KPI_"):
+            message += f" (got {str(err['input'])[:60]!r})"
+        lines.append(message if message.startswith("KPI_") else f"{name}: {message}")
     return "\n".join(lines)

@@ -23,11 +23,15 @@ async def run_simulation(
     bad_ratio: float = 0.0,
     count: int | None = None,
     backfill_days: float = 14.0,
+    live_activity: float = 1.0,
 ) -> int:
     """Produce until `duration` seconds or `count` events; return how many were sent.
 
     Simulated time starts `backfill_days` ago and never passes the wall clock, so the
-    stream catches up at `rate` events/s and then follows real time.
+    stream catches up at `rate` events/s and then follows real time. Real time is slow
+    for a sales team (a few events a minute per rep): `live_activity` above 1 adds that
+    many times the organisation's own activity once caught up, from a second simulator
+    of the same reps, so a demo board keeps moving.
     """
     simulator = Simulator(
         seed,
@@ -36,6 +40,7 @@ async def run_simulation(
         bad_ratio=bad_ratio,
         stages=settings.stages,
     )
+    extra: Simulator | None = None
     topics = {"crm": settings.topic_crm, "billing": settings.topic_billing}
     per_tick = max(1, round(rate * TICK_S))
     started = time.monotonic()
@@ -50,7 +55,17 @@ async def run_simulation(
         ):
             tick_started = time.monotonic()
             want = per_tick if count is None else min(per_tick, count - sent)
-            batch = simulator.next_batch(want, until=time.time())
+            now = time.time()
+            batch = simulator.next_batch(want, until=now)
+            if len(batch) < want and live_activity > 1:
+                if extra is None:
+                    # Another seed gives other event ids; the same organisation, the same reps.
+                    extra = Simulator(
+                        seed + 1, start=now, org=simulator.org, scenario=scenario,
+                        bad_ratio=bad_ratio, stages=settings.stages,
+                        activity=live_activity - 1, initial_deals=0,
+                    )
+                batch += extra.next_batch(want - len(batch), until=now)
             sent += await producer.send_many((topics[kind], key, value) for kind, key, value in batch)
             await asyncio.sleep(max(0.0, TICK_S - (time.monotonic() - tick_started)))
         await producer.flush()

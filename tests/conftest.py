@@ -1,4 +1,4 @@
-"""Shared helpers: where the shared data lives, and CI's no-silent-skip rule."""
+"""Shared helpers: where the sample data lives, and CI's no-silent-skip rule."""
 
 from __future__ import annotations
 
@@ -25,3 +25,8 @@ def require(condition: bool, why: str) -> None:
 
 def shared_dir() -> Path:
     return Path(os.environ.get("KPI_SHARED_DIR", REPO.parent / "shared"))
+
+
+def crm_export_dir() -> Path:
+    """The sample CRM export shipped with the project (examples/, see its SOURCE.md)."""
+    return REPO / "examples" / "crm-sales-opportunities"

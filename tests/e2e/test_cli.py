@@ -27,9 +27,11 @@ def test_demo_shows_kpis_and_leaves_nothing_behind(tmp_path):
     result = run("demo", "--duration", "20", env={"COLUMNS": "200"}, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    # Values for simulated reps, their teams and the company.
-    assert re.search(r"rep:r-\d+\s*│\s*\d+", out), out[-3000:]
-    assert "global" in out and "calls" in out
+    # The director's view: the company, teams and reps with their headline KPIs.
+    assert "Sales director · 30d" in out and "win rate" in out, out[-3000:]
+    assert re.search(r"^rep:r-\d+\s+\d", out, re.M), out[-3000:]
+    assert re.search(r"^global\s+\d", out, re.M) and "team:t-" in out
+    assert "kpi-pipeline top --url" in out and "--role rep|executive|quality" in out
     # The embedded servers it announced are gone.
     ports = re.findall(r"on 127\.0\.0\.1:(\d+)", out)
     assert len(ports) == 2, out[:2000]
@@ -69,10 +71,9 @@ def test_unknown_command_prints_usage():
 
 
 def test_replay_dry_run_reports_the_real_export(tmp_path):
-    from tests.conftest import require, shared_dir
+    from tests.conftest import crm_export_dir
 
-    data = shared_dir() / "data" / "crm-sales-opportunities"
-    require((data / "sales_pipeline.csv").exists(), f"CRM export missing in {data}")
+    data = crm_export_dir()
     report = tmp_path / "skipped.csv"
     result = run(
         "replay", str(data / "sales_pipeline.csv"), "--format", "opportunities-csv",

@@ -12,7 +12,7 @@ import pytest
 from streams.replay_csv import ColumnMapping, load_product_catalogue, load_rep_directory, replay_file
 from streams.settings import DEFAULT_STAGES
 from streams.simulator import Simulator
-from tests.conftest import require, shared_dir
+from tests.conftest import crm_export_dir
 from tests.integration.reference_check import (
     decode_valid,
     latest_published,
@@ -84,8 +84,7 @@ def test_simulated_traffic_matches_the_reference(pipeline_env, start_worker):
 
 @pytest.mark.timeout(1200)  # two years of history replayed at once: every period is published
 def test_real_crm_export_matches_the_reference(pipeline_env, start_worker):
-    data = shared_dir() / "data" / "crm-sales-opportunities"
-    require((data / "sales_pipeline.csv").exists(), f"CRM export missing in {data}")
+    data = crm_export_dir()
     mapping = ColumnMapping(product_catalogue=load_product_catalogue(data / "products.csv"))
     result = replay_file(data / "sales_pipeline.csv", mapping, stages=DEFAULT_STAGES)
     reps = load_rep_directory(data / "sales_teams.csv")

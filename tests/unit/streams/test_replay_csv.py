@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -444,21 +443,11 @@ def test_product_catalogue(tmp_path: Path) -> None:
 # --- the real export ---------------------------------------------------------------------
 
 
-def shared_dir() -> Path:
-    configured = os.environ.get("KPI_SHARED_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[3] / ".." / "shared"
-
-
 @pytest.fixture(scope="module")
 def maven() -> Path:
-    folder = shared_dir() / "data" / "crm-sales-opportunities"
-    if not (folder / "sales_pipeline.csv").is_file():
-        message = f"real CRM export not found in {folder} (set KPI_SHARED_DIR)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    """The real export, shipped with the project in examples/ (where it comes from: SOURCE.md)."""
+    folder = Path(__file__).resolve().parents[3] / "examples" / "crm-sales-opportunities"
+    assert (folder / "sales_pipeline.csv").is_file(), f"sample export missing in {folder}"
     return folder
 
 

@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from agents.thresholds_command import refuse_bad_file as refuse_bad_thresholds
 from streams.settings import Settings, describe_settings_error
 
 cli = typer.Typer(
@@ -64,6 +65,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     from streams.reps import RepsFileError
     from streams.topics import TopicLayoutError, ensure_topics
 
+    refuse_bad_thresholds(settings.thresholds_file)
     try:
         partitions = asyncio.run(asyncio.wait_for(ensure_topics(settings), 30))
     except TopicLayoutError as exc:
@@ -213,6 +215,11 @@ def demo(
 
     code = run_demo(duration=duration, rate=rate, seed=seed, scenario=scenario, console=console)
     raise typer.Exit(code)
+
+
+from agents.thresholds_command import register as _register_thresholds  # noqa: E402
+
+_register_thresholds(cli)  # `thresholds check FILE` and `rules FILE`
 
 
 def main() -> None:

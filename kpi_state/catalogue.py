@@ -58,6 +58,8 @@ _SPECS = (
     _spec("revenue_growth", "results", "ratio", "Revenue change against the previous period", calendar_only=True),
     _spec("price_effect", "results", "money", "Revenue change explained by price", calendar_only=True),
     _spec("volume_effect", "results", "money", "Revenue change explained by volume", calendar_only=True),
+    _spec("objective_attainment", "results", "ratio", "KPI value / its objective for the scope and window",
+          dims=("kpi",)),
     _spec("gross_margin", "profitability", "ratio", "Margin over invoice lines that carry a cost"),
     _spec("new_customers", "profitability", "count", "Customers whose first invoice falls in the window"),
     _spec("cac", "profitability", "money", "Spend per new customer"),

@@ -22,6 +22,7 @@ from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
 from agents.entities import EntityStage
 from agents.publish import Publisher
 from agents.rollup_stage import RollupStage
+from agents.thresholds_command import read_thresholds
 from agents.web import register_pages
 from exporters.kafka_out import KafkaOut
 from exporters.pipeline_metrics import PipelineMetrics
@@ -30,6 +31,7 @@ from exporters.redis_sink import RedisSink
 from kpi_state.directory import RepDirectory
 from kpi_state.kpi_view import ViewConfig
 from kpi_state.stream_clock import StreamClock
+from kpi_state.thresholds import lineage_in
 from streams.currency import Rates
 from streams.decode import Decoder
 from streams.kafka_security import ssl_context
@@ -50,6 +52,7 @@ class Runtime:
         self.registry = CollectorRegistry()
         self.metrics = PipelineMetrics(self.registry)
         self.directory = RepDirectory()
+        self.thresholds = read_thresholds(settings.thresholds_file)
         self.directory_changed = False
         self.decoder = Decoder(
             stages=settings.stages,
@@ -74,6 +77,7 @@ class Runtime:
             ViewConfig(
                 tz=settings.timezone, stages=settings.stages, currency=settings.reporting_currency,
                 customer_lifetime_days=Decimal(str(settings.customer_lifetime_days)),
+                thresholds=self.thresholds, lineage=lineage_in(self.directory),
             )
         )
         self.registry.register(

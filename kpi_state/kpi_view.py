@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -24,8 +24,10 @@ from kpi_state.formulas import (
     window_days,
     windowed,
 )
+from kpi_state.objectives import attainment
 from kpi_state.records import KpiValue
 from kpi_state.rollup import ROLLING_DAYS, Rollup, Series
+from kpi_state.thresholds import Thresholds, default_thresholds, lineage_of
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,12 @@ class ViewConfig:
     stages: tuple[str, ...]
     currency: str = "EUR"
     customer_lifetime_days: Decimal = Decimal(1095)
+    thresholds: Thresholds | None = None  # None: the shipped default file
+    # Scope → itself and the scopes it belongs to, most specific first (for overrides).
+    lineage: Callable[[str], tuple[str, ...]] = lineage_of
+
+    def judge(self) -> Thresholds:
+        return self.thresholds if self.thresholds is not None else default_thresholds()
 
 
 def _num(value: Decimal | None) -> float | None:
@@ -51,6 +59,7 @@ class KpiView:
         self._numbers: dict[Series, dict[tuple, tuple]] = {}
         self._current: list[KpiValue] | None = None
         self._first_day: date | None = None
+        self.thresholds = config.judge()
 
     def refresh(self, updated_at: float) -> list[KpiValue]:
         """Records of every KPI that changed since the last refresh (all of them at once)."""
@@ -66,14 +75,19 @@ class KpiView:
         for scope, window, start in list(changed):
             if window in CALENDAR_WINDOWS and start:
                 day = date.fromisoformat(start)
-                if window == "day" and (self._first_day is None or day < self._first_day):
-                    self._first_day = day
+                if window == "day":
+                    self.note_day(day)
                 # The next period's growth compares with this one.
                 following = (scope, window, next_period_date(day, window).isoformat())
                 nxt = self.rollup.periods.get(following)
                 if nxt is not None and not nxt.empty:  # a period with no events has no records
                     changed.add(following)
         return sorted(changed)
+
+    def note_day(self, day: date) -> None:
+        """The first day holding data (lifetime length, rolling-window coverage)."""
+        if self._first_day is None or day < self._first_day:
+            self._first_day = day
 
     def changed_records(self, series: Series, stamp: str) -> list[KpiValue]:
         """Records of the series' KPIs whose numbers or window moved since last time.
@@ -107,7 +121,7 @@ class KpiView:
             for result in self.results(series)
         ]
 
-    def results(self, series: Series) -> Iterable[KpiResult]:
+    def _results(self, series: Series) -> Iterable[KpiResult]:
         scope, window, start = series
         rollup, config = self.rollup, self.config
         totals = rollup.totals(scope, window, start)
@@ -118,6 +132,28 @@ class KpiView:
             yield from growth(totals, rollup.totals(scope, window, previous_start(window, start)))
         if window == "all":
             yield from snapshots(totals, rollup.totals(scope, "90d", ""), config.stages)
+
+    def results(self, series: Series) -> Iterable[KpiResult]:
+        """Every KPI of the series, objective_attainment last (it reads the others)."""
+        results = list(self._results(series))
+        yield from results
+        yield from attainment(results, self.thresholds.objectives(series[0], series[1]))
+
+    def covered(self, window: str) -> bool:
+        """A rolling window is judged only once the data covers all of it (no ramp-up reds)."""
+        days = ROLLING_DAYS.get(window)
+        if days is None:
+            return True
+        newest = self.rollup.newest_day
+        return (self._first_day is not None and newest is not None
+                and (newest - self._first_day).days + 1 >= days)
+
+    def status(self, result: KpiResult, scope: str, window: str) -> str:
+        if not self.covered(window):
+            return "unknown"
+        sample = result.denominator if result.denominator is not None else result.value
+        return self.thresholds.status(result.kpi, scope, window, _num(result.value), _num(sample),
+                                      self.config.lineage(scope))
 
     def current(self) -> list[KpiValue]:
         """The current period's records of every key (what boards and /metrics show).
@@ -170,7 +206,7 @@ class KpiView:
             numerator=_num(result.numerator),
             denominator=_num(result.denominator),
             unit=unit,
-            status="unknown",
+            status=self.status(result, scope, window),
             dims=dict(result.dims),
             updated_at=stamp,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from importlib import resources
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -442,3 +443,18 @@ def default_text() -> str:
 
 def default_thresholds() -> Thresholds:
     return load_thresholds(default_text(), "kpi_state/defaults/thresholds.yaml")
+
+
+def lineage_in(directory: Any) -> Callable[[str], tuple[str, ...]]:
+    """Lineage through a RepDirectory: a rep falls back to its team's, region's, then global overrides."""
+
+    def lineage(scope: str) -> tuple[str, ...]:
+        kind, _, ident = scope.partition(":")
+        if kind == "rep":
+            placed = directory.of(ident)
+            return (scope, f"team:{placed.team_id}", f"region:{placed.region_id}", "global")
+        if kind == "team":
+            return (scope, f"region:{directory.region_of_team(ident)}", "global")
+        return lineage_of(scope)
+
+    return lineage

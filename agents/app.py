@@ -22,6 +22,7 @@ from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
 from agents.entities import EntityStage
 from agents.publish import Publisher
 from agents.rollup_stage import RollupStage
+from agents.alerting import heartbeats, install_alerting
 from agents.thresholds_command import read_thresholds
 from agents.web import register_pages
 from exporters.kafka_out import KafkaOut
@@ -205,6 +206,7 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
             items = await read_state(settings, state_topics[stage], owned)
             recover(items, owned)
             log.info("%s recovered: %d keys on partitions %s", stage, len(items), sorted(owned))
+        alerting.recovered()
         runtime.ready_event.set()
 
     @app.on_partitions_revoked.connect
@@ -217,6 +219,8 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         # Every batch ends with `out.flush()`, so its state is on the broker before Faust
         # commits the batch's input offsets.
         await out.send(state_topics[stage], key, value, partition=partition)
+
+    alerting = install_alerting(app, runtime, write)
 
     async def dead_letter(rejections: list[Rejection]) -> None:
         for rejection in rejections:
@@ -258,6 +262,7 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
             for partition, key, value in runtime.rollup.process([e.message for e in events]):
                 await write("rollup", partition, key, value)
             await out.flush()
+            await alerting.after_batch()  # the batch's alert transitions, once its state is stored
 
     publisher = runtime.publisher = Publisher(runtime, settings.topic_kpi_values)
 
@@ -285,6 +290,8 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
             runtime.entities.rebuild()
         for key, value in runtime.entities.cell_messages():
             await out.send(cells_name, key, value)
+        for partition, key, value in heartbeats(runtime.entities, settings.topic_partitions):
+            await out.send(cells_name, key, value, partition=partition)
         await publisher.flush()
         # Under load (a replay of history), flushing costs more: space flushes so they
         # take at most a third of the time, coalescing more changes into each.

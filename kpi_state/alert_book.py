@@ -9,13 +9,14 @@ outbox are compared with what kpi.alerts already holds, by their deterministic i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 
 from kpi_state.alert_records import BENEATH, alert_key, build_record
-from kpi_state.alerts import AlertState, Observation, Transition, step, tick
+from kpi_state.alerts import AlertState, Observation, Transition, step
 from kpi_state.catalogue import CATALOGUE
 from kpi_state.formulas import KpiResult
 from kpi_state.kpi_view import KpiView
@@ -28,12 +29,14 @@ class Outgoing(msgspec.Struct):
     id: str
     key: str  # `{kpi}|{scope}|{window}`, the kpi.alerts key
     record: bytes  # the JSON body, built once so a re-send is byte-identical
+    published: bool = False  # on kpi.alerts (acknowledged); the entry stays until notified
 
 
 class ScopeAlerts(msgspec.Struct, omit_defaults=True):
     """The persisted alert state of one scope: states by `{kpi}|{window}` and its outbox."""
 
     states: dict[str, AlertState] = {}
+    day: str = ""  # the last local day judged (a restart never judges a day twice)
     outbox: list[Outgoing] = []
     firing: dict[str, bytes] = {}  # `{kpi}|{window}` → the firing record (active alerts)
 
@@ -67,41 +70,39 @@ class AlertBook:
         self.windows = sorted({w for r in self.rules for w in r.windows})
 
     # --- evaluation -----------------------------------------------------------------------
-    def evaluate(self, view: KpiView, scopes: Iterable[str], ts: float | None) -> int:
-        """Judge `scopes` at event time `ts`, tick the other pending alerts; returns new outbox entries."""
-        if ts is None or not self.rules:
+    def evaluate_day(self, view: KpiView, scopes: Iterable[str], day: date, ts: float) -> int:
+        """Judge every alerted window of `scopes` as of the end of `day` (event time `ts`).
+
+        Days are judged once every entity partition has passed them, from totals that leave
+        later days out: the same events give the same alerts however fast they are processed.
+        Returns the number of new outbox entries.
+        """
+        if not self.rules:
             return 0
         added = 0
-        judged = set()
-        for scope in sorted(set(scopes)):
-            judged.add(scope)
-            added += self._judge_scope(view, scope, ts)
-        for scope, alerts in self.scopes.items():
-            if scope in judged:
-                continue
-            for slot, state in list(alerts.states.items()):
-                if state.phase == "pending":
-                    kpi, window = slot.split("|", 1)
-                    rule = self.thresholds.kpis[kpi]
-                    new, transition = tick(state, ts, rule.bounds_for(self.lineage(scope)))  # type: ignore[arg-type]
-                    if new != state:
-                        alerts.states[slot] = new
-                        self.dirty.add(scope)
-                    if transition is not None:
-                        added += self._emit(view, scope, kpi, window, rule, transition)
+        stamp = day.isoformat()
+        for scope in sorted(set(scopes) | set(self.scopes)):
+            alerts = self.scopes.get(scope)
+            if alerts is not None and alerts.day >= stamp:
+                continue  # judged before a restart
+            added += self._judge_scope(view, scope, day, ts)
+            alerts = self.scopes.get(scope)
+            if alerts is not None and (alerts.states or alerts.outbox or alerts.firing):
+                alerts.day = stamp
+                self.dirty.add(scope)
         return added
 
-    def _judge_scope(self, view: KpiView, scope: str, ts: float) -> int:
+    def _judge_scope(self, view: KpiView, scope: str, day: date, ts: float) -> int:
         added = 0
         lineage = self.lineage(scope)
         for window in self.windows:
-            start = view.rollup.current_start(window)
-            results = {r.kpi: r for r in view.results((scope, window, start)) if not r.dims}
-            covered = view.covered(window)
+            start, results = view.results_as_of(scope, window, day)
+            by_kpi = {r.kpi: r for r in results if not r.dims}
+            covered = view.covered(window, day)
             for rule in self.rules:
                 if window not in rule.windows:
                     continue
-                result = results.get(rule.kpi)
+                result = by_kpi.get(rule.kpi)
                 value = _num(result.value) if result is not None and covered else None
                 sample = None
                 if result is not None:
@@ -120,17 +121,17 @@ class AlertBook:
                     self.scopes.setdefault(scope, ScopeAlerts()).states[slot] = new
                     self.dirty.add(scope)
                 if transition is not None:
-                    added += self._emit(view, scope, rule.kpi, window, rule, transition)
+                    added += self._emit(view, scope, rule.kpi, window, rule, transition, day)
         return added
 
-    def _emit(self, view: KpiView, scope: str, kpi: str, window: str, rule: KpiRule, t: Transition) -> int:
+    def _emit(self, view: KpiView, scope: str, kpi: str, window: str, rule: KpiRule, t: Transition, day: date) -> int:
         bounds = rule.bounds_for(self.lineage(scope))
         assert bounds is not None
         record = build_record(
             status=t.status, kpi=kpi, scope=scope, window=window, severity=bounds.severity,
             direction=bounds.direction, starts_at=t.starts_at, ends_at=t.ends_at, value=t.value,
             threshold=t.threshold, summary=rule.summary, runbook=rule.runbook,
-            related=self.related(view, scope, kpi),
+            related=self.related(view, scope, kpi, day),
         )
         alerts = self.scopes.setdefault(scope, ScopeAlerts())
         body = _json.encode(record)
@@ -143,8 +144,8 @@ class AlertBook:
         self.dirty.add(scope)
         return 1
 
-    def related(self, view: KpiView, scope: str, kpi: str) -> list[dict[str, Any]]:
-        """The scope's KPIs from the families beneath `kpi`, each in its first judged window."""
+    def related(self, view: KpiView, scope: str, kpi: str, day: date) -> list[dict[str, Any]]:
+        """The scope's KPIs from the families beneath `kpi`, each in its first judged window, as of `day`."""
         families = BENEATH.get(CATALOGUE[kpi].family, ())
         out: list[dict[str, Any]] = []
         cache: dict[str, dict[str, KpiResult]] = {}
@@ -153,23 +154,30 @@ class AlertBook:
                 continue
             window = rule.windows[0]
             if window not in cache:
-                start = view.rollup.current_start(window)
-                cache[window] = {r.kpi: r for r in view.results((scope, window, start)) if not r.dims}
+                cache[window] = {r.kpi: r for r in view.results_as_of(scope, window, day)[1] if not r.dims}
             result = cache[window].get(rule.kpi)
             if result is None:
                 continue
             out.append({"kpi": rule.kpi, "window": window, "value": _num(result.value),
-                        "status": view.status(result, scope, window)})
+                        "status": view.status(result, scope, window, day)})
         return out
 
     # --- outbox and persistence -----------------------------------------------------------
     def outbox(self) -> list[Outgoing]:
         return [entry for scope in sorted(self.scopes) for entry in self.scopes[scope].outbox]
 
-    def sent(self, ids: set[str]) -> None:
-        """Entries acknowledged by kpi.alerts leave the outbox (their scopes must be rewritten)."""
+    def mark_published(self, ids: set[str]) -> None:
+        """kpi.alerts holds these records: never send them there again."""
         for scope, alerts in self.scopes.items():
-            kept = [entry for entry in alerts.outbox if entry.id not in ids]
+            for index, entry in enumerate(alerts.outbox):
+                if entry.id in ids and not entry.published:
+                    alerts.outbox[index] = msgspec.structs.replace(entry, published=True)
+                    self.dirty.add(scope)
+
+    def delivered(self, ids: set[str]) -> None:
+        """Published and handed to every notifier: the entries leave the outbox."""
+        for scope, alerts in self.scopes.items():
+            kept = [entry for entry in alerts.outbox if entry.id not in ids or not entry.published]
             if len(kept) != len(alerts.outbox):
                 alerts.outbox = kept
                 self.dirty.add(scope)

@@ -24,9 +24,10 @@ from kpi_state.formulas import (
     window_days,
     windowed,
 )
+from kpi_state.as_of import totals_as_of
 from kpi_state.objectives import attainment
 from kpi_state.records import KpiValue
-from kpi_state.rollup import ROLLING_DAYS, Rollup, Series
+from kpi_state.rollup import ROLLING_DAYS, Rollup, Series, Totals
 from kpi_state.thresholds import Thresholds, default_thresholds, lineage_of
 
 
@@ -121,12 +122,13 @@ class KpiView:
             for result in self.results(series)
         ]
 
-    def _results(self, series: Series) -> Iterable[KpiResult]:
+    def _results(self, series: Series, totals: Totals | None = None, day: date | None = None) -> Iterable[KpiResult]:
         scope, window, start = series
         rollup, config = self.rollup, self.config
-        totals = rollup.totals(scope, window, start)
+        if totals is None:
+            totals = rollup.totals(scope, window, start)
         yield from windowed(totals, config.stages)
-        length = window_days(window, start, config.tz, self._first_day, rollup.newest_day)
+        length = window_days(window, start, config.tz, self._first_day, day or rollup.newest_day)
         yield from lifetime_value(totals, length, config.customer_lifetime_days)
         if window in CALENDAR_WINDOWS:
             yield from growth(totals, rollup.totals(scope, window, previous_start(window, start)))
@@ -139,17 +141,27 @@ class KpiView:
         yield from results
         yield from attainment(results, self.thresholds.objectives(series[0], series[1]))
 
-    def covered(self, window: str) -> bool:
+    def results_as_of(self, scope: str, window: str, day: date) -> tuple[str, list[KpiResult]]:
+        """(period start, results) of the period of `window` holding `day`, days after it left out."""
+        totals, start = totals_as_of(self.rollup, scope, window, day)
+        results = list(self._results((scope, window, start), totals, day))
+        return start, results + list(attainment(results, self.thresholds.objectives(scope, window)))
+
+    def covered(self, window: str, day: date | None = None) -> bool:
         """A rolling window is judged only once the data covers all of it (no ramp-up reds)."""
         days = ROLLING_DAYS.get(window)
         if days is None:
             return True
-        newest = self.rollup.newest_day
+        newest = day or self.rollup.newest_day
         return (self._first_day is not None and newest is not None
                 and (newest - self._first_day).days + 1 >= days)
 
-    def status(self, result: KpiResult, scope: str, window: str) -> str:
-        if not self.covered(window):
+    @property
+    def first_day(self) -> date | None:
+        return self._first_day
+
+    def status(self, result: KpiResult, scope: str, window: str, day: date | None = None) -> str:
+        if not self.covered(window, day):
             return "unknown"
         sample = result.denominator if result.denominator is not None else result.value
         return self.thresholds.status(result.kpi, scope, window, _num(result.value), _num(sample),

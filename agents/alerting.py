@@ -48,6 +48,7 @@ class AlertOutput:
         self._waiting: dict[str, set[str]] = {}  # record id → notifiers not done with it yet
         self._reconciled = True
         self._lock = asyncio.Lock()
+        self.beats: dict[int, float] = {}  # entity partition → stream time last sent as heartbeat
 
     async def after_batch(self) -> None:
         """Send what the outbox holds, then store the outbox's new state (published, delivered)."""
@@ -64,6 +65,7 @@ class AlertOutput:
         """The rollup just took its state back: unpublished entries need a look at kpi.alerts."""
         self._reconciled = False
         self._waiting.clear()
+        self.beats.clear()  # the rollup's watermark starts over: tell it every stream time again
 
     async def publish(self) -> None:
         async with self._lock:
@@ -136,16 +138,18 @@ class AlertOutput:
             await self.redis.close()
 
 
-def heartbeats(entities: Any, cells_partitions: int) -> list[tuple[int, bytes, bytes]]:
+def heartbeats(entities: Any, cells_partitions: int, last: dict[int, float]) -> list[tuple[int, bytes, bytes]]:
     """(cells partition, key, value): each entity partition's stream time, to every cells partition.
 
     Sent after the flush's cells, so a rollup knows when every entity partition has passed
-    a day (see kpi_state/watermark.py).
+    a day (see kpi_state/watermark.py); only when that time moved (`last` remembers), so an
+    idle pipeline sends nothing.
     """
     out = []
     for source, engine in sorted(entities.engines.items()):
-        if engine.now is None:
+        if engine.now is None or last.get(source) == engine.now:
             continue
+        last[source] = engine.now
         value = pack_cells(source, engine.now, {})
         out += [(p, HEARTBEAT_SCOPE.encode(), value) for p in range(cells_partitions)]
     return out

@@ -290,7 +290,7 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
             runtime.entities.rebuild()
         for key, value in runtime.entities.cell_messages():
             await out.send(cells_name, key, value)
-        for partition, key, value in heartbeats(runtime.entities, settings.topic_partitions):
+        for partition, key, value in heartbeats(runtime.entities, settings.topic_partitions, alerting.beats):
             await out.send(cells_name, key, value, partition=partition)
         await publisher.flush()
         # Under load (a replay of history), flushing costs more: space flushes so they

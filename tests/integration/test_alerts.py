@@ -104,7 +104,7 @@ def run_scenario(env, start_worker, tmp_path, *, kill: bool, failures: int):
         worker = start_worker(env, timeout=120)
     producer.join()
     wait_until_drained(worker, 0, timeout=300)
-    import sys; vals=[json.loads(m.value) for m in asyncio.run(consume_all(env, env["KPI_TOPIC_KPI_VALUES"], 0, 10)) if m.key.startswith(b"win_rate|rep:r-01|30d|")]; print("DEBUG", [(v["window_end"], round(v["value"] or -1, 3), v["denominator"], v["status"]) for v in vals], file=sys.stderr)
+    import sys; print("DEBUG", [(r["labels"]["scope"], r["status"], r["startsAt"], r["endsAt"], r["value"]) for r in alert_records(env)], receiver.requests[:1], file=sys.stderr)
     wait_for(lambda: len(receiver.delivered()) >= 2, timeout=60, what="two notifications")
     time.sleep(2)  # anything extra would show up now
     return worker, receiver, alert_records(env)

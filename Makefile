@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DURATION ?=
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test unit soak bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,18 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fast loop: unit tests only (no broker, no Redis).
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
+
+# The crash tests again and again, with other traffic and kill points each time.
+SOAK_RUNS ?= 20
+soak: $(STAMP)
+	@for seed in $$(seq 1 $(SOAK_RUNS)); do \
+	  echo "== soak run $$seed/$(SOAK_RUNS)"; \
+	  KPI_TEST_SEED=$$seed $(BIN)/python -m pytest -q tests/integration/test_crash_recovery.py $(PYTEST_ARGS) || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .kpi-pipeline

@@ -32,9 +32,10 @@ log = logging.getLogger(__name__)
 class AlertOutput:
     """One per worker; the rollup agent calls `publish` after each batch's state is flushed."""
 
-    def __init__(self, runtime: Any, write: Any) -> None:
+    def __init__(self, runtime: Any, state_topic: str, cells_topic: str) -> None:
         self.runtime = runtime
-        self.write = write  # write(stage, partition, key, value): a state record of a stage
+        self.state_topic = state_topic  # the rollup step's state topic: the outbox lives there
+        self.cells_topic = cells_topic
         settings = runtime.settings
         self.topic = settings.topic_kpi_alerts
         self.metrics = NotifyMetrics(runtime.registry)
@@ -54,18 +55,28 @@ class AlertOutput:
         """Send what the outbox holds, then store the outbox's new state (published, delivered)."""
         await self.publish()
         for partition, key, value in self.runtime.rollup.alert_writes():
-            await self.write("rollup", partition, key, value)
+            await self.runtime.out.send(self.state_topic, key, value, partition=partition)
         await self.runtime.out.flush()
+
+    async def heartbeats(self) -> None:
+        """Each entity partition's stream time to every cells partition (after the batch's cells)."""
+        out = self.runtime.out
+        beats = heartbeats(self.runtime.entities, self.runtime.settings.topic_partitions, self.beats)
+        for partition, key, value in beats:
+            await out.send(self.cells_topic, key, value, partition=partition)
+        if beats:
+            await out.flush()
 
     @property
     def book(self) -> Any:
         return self.runtime.rollup.alerts
 
-    def recovered(self) -> None:
-        """The rollup just took its state back: unpublished entries need a look at kpi.alerts."""
+    async def recovered(self) -> None:
+        """The steps just took their state back: unpublished entries need a look at kpi.alerts."""
         self._reconciled = False
         self._waiting.clear()
         self.beats.clear()  # the rollup's watermark starts over: tell it every stream time again
+        await self.heartbeats()
 
     async def publish(self) -> None:
         async with self._lock:
@@ -155,9 +166,9 @@ def heartbeats(entities: Any, cells_partitions: int, last: dict[int, float]) -> 
     return out
 
 
-def install_alerting(app: faust.App, runtime: Any, write: Any) -> AlertOutput:
-    """Tasks, timer and the /alerts page; `write(stage, partition, key, value)` stores state."""
-    output = AlertOutput(runtime, write)
+def install_alerting(app: faust.App, runtime: Any, topics: Any) -> AlertOutput:
+    """Tasks, timer and the /alerts page; `topics` are the steps' (agents.batches.StepTopics)."""
+    output = AlertOutput(runtime, topics.rollup_state, topics.cells)
 
     @app.task
     async def start_notifiers() -> None:
@@ -174,7 +185,8 @@ def install_alerting(app: faust.App, runtime: Any, write: Any) -> AlertOutput:
     async def alert_outbox() -> None:
         # Outbox entries whose notifications finished are forgotten without waiting for input.
         if runtime.ready:
-            await output.after_batch()
+            async with runtime.gate.turn("rollup"):
+                await output.after_batch()
 
     @app.page("/alerts")
     async def alerts(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:

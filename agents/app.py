@@ -7,7 +7,6 @@ rollup    {app}-cells                 → scope totals, KPI records      → kpi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from decimal import Decimal
@@ -17,12 +16,20 @@ import faust
 import mode
 from prometheus_client import CollectorRegistry
 
-from agents.dead_letter import Rejection
+from agents.batches import (
+    StepTopics,
+    announce_recovered,
+    dead_letter,
+    entity_batch,
+    rebuild_cells,
+    rollup_batch,
+)
 from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
 from agents.entities import EntityStage
 from agents.publish import Publisher
+from agents.rebalance import StepGate
 from agents.rollup_stage import RollupStage
-from agents.alerting import heartbeats, install_alerting
+from agents.alerting import install_alerting
 from agents.thresholds_command import read_thresholds
 from agents.web import register_pages
 from exporters.kafka_out import KafkaOut
@@ -73,6 +80,7 @@ class Runtime:
         self.entities = EntityStage(
             decoder=self.decoder, directory=self.directory, metrics=self.metrics,
             tz=settings.timezone, stages=settings.stages, dedup_horizon_s=settings.dedup_horizon_s,
+            lateness_s=settings.lateness_s,
         )
         self.rollup = RollupStage(
             ViewConfig(
@@ -89,9 +97,10 @@ class Runtime:
         )
         self.out = KafkaOut(settings)
         self.redis = RedisSink(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
-        self.ready_event = asyncio.Event()
+        self.gate = StepGate(("edge", "entities", "rollup"))
         self.publisher: Publisher | None = None
         self.metrics.unpublished.set_function(self.unpublished)
+        self.metrics.held.set_function(lambda: float(self.entities.held()))
 
     def status(self) -> dict[str, Any]:
         def total(counter: Any) -> float:
@@ -120,7 +129,7 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        return self.ready_event.is_set()
+        return self.gate.ready.is_set()
 
     def place_rep(self, rep_id: str, team_id: str, region_id: str) -> None:
         if self.directory.place(rep_id, team_id, region_id):
@@ -196,73 +205,74 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
     }
     state_topics = {stage: state_topic_name(settings, stage) for stage in stages}
 
+    gate = runtime.gate
+    step_topics = StepTopics(
+        dlq=settings.topic_dlq, cells=cells_name,
+        entity_state=state_topics["entities"], rollup_state=state_topics["rollup"],
+    )
+
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
         # Each stage reads back the state of exactly the partitions it now owns, before
-        # its agent handles a record (agents wait for `ready`).
-        runtime.ready_event.clear()
-        for stage, (source, recover) in stages.items():
-            owned = {tp.partition for tp in assigned or () if tp.topic == source}
-            items = await read_state(settings, state_topics[stage], owned)
-            recover(items, owned)
-            log.info("%s recovered: %d keys on partitions %s", stage, len(items), sorted(owned))
-        alerting.recovered()
-        runtime.ready_event.set()
+        # its agent handles a record.
+        async with gate.rebalancing():
+            gate.owned = set(assigned or ())
+            for stage, (source, recover) in stages.items():
+                owned = {tp.partition for tp in gate.owned if tp.topic == source}
+                items = await read_state(settings, state_topics[stage], owned)
+                recover(items, owned)
+                log.info("%s recovered: %d keys on partitions %s", stage, len(items), sorted(owned))
+            await announce_recovered(runtime.entities, runtime.out, step_topics)
+            await alerting.recovered()
+        gate.ready.set()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
-        runtime.ready_event.clear()
+        # Batches in flight finish and persist their state before the partitions move on,
+        # so the next owner recovers what they applied.
+        async with gate.rebalancing():
+            gate.owned -= set(revoked or ())
 
     out = runtime.out
-
-    async def write(stage: str, partition: int, key: bytes, value: bytes) -> None:
-        # Every batch ends with `out.flush()`, so its state is on the broker before Faust
-        # commits the batch's input offsets.
-        await out.send(state_topics[stage], key, value, partition=partition)
-
-    alerting = install_alerting(app, runtime, write)
-
-    async def dead_letter(rejections: list[Rejection]) -> None:
-        for rejection in rejections:
-            await out.send(settings.topic_dlq, rejection.key, rejection.value, headers=rejection.headers)
+    alerting = install_alerting(app, runtime, step_topics)
 
     @app.agent(inputs, name="edge")
     async def edge(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
-            await runtime.ready_event.wait()
-            forwards, rejections = runtime.edge.process([e.message for e in events], time.time())
-            await dead_letter(rejections)
-            for key, value in forwards:
-                await out.send(entity_events_name, key, value)
-            for name, newest in runtime.clock.take_changed().items():
-                await write("stream-time", int(name.rsplit("|", 1)[1]), name.encode(), repr(newest).encode())
-            await out.flush()
+            async with gate.turn("edge"):
+                forwards, rejections = runtime.edge.process(gate.owned_records(events), time.time())
+                await dead_letter(out, settings.topic_dlq, rejections)
+                for key, value in forwards:
+                    await out.send(entity_events_name, key, value)
+                for name, newest in runtime.clock.take_changed().items():
+                    await out.send(
+                        state_topics["stream-time"], name.encode(), repr(newest).encode(),
+                        partition=int(name.rsplit("|", 1)[1]),
+                    )
+                # On the broker before Faust commits the batch's input offsets.
+                await out.flush()
 
     @app.agent(reps_topic, name="reps-gate")
     async def reps_gate(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
-            await runtime.ready_event.wait()
+            await gate.ready.wait()
             _, rejections = runtime.reps_gate.process([e.message for e in events], time.time())
-            await dead_letter(rejections)
+            await dead_letter(out, settings.topic_dlq, rejections)
             await out.flush()
 
     @app.agent(entity_events, name="entities")
     async def entities(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
-            await runtime.ready_event.wait()
-            await dead_letter(runtime.entities.process([e.message for e in events]))
-            for partition, key, value in runtime.entities.dirty_records():
-                await write("entities", partition, key, value)
-            await out.flush()
+            async with gate.turn("entities"):
+                await entity_batch(runtime.entities, gate.owned_records(events), out, step_topics)
+                await alerting.heartbeats()  # after the cells: the rollup's watermark (alerts)
 
     @app.agent(cells, name="rollup")
     async def rollup(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
-            await runtime.ready_event.wait()
-            for partition, key, value in runtime.rollup.process([e.message for e in events]):
-                await write("rollup", partition, key, value)
-            await out.flush()
-            await alerting.after_batch()  # the batch's alert transitions, once its state is stored
+            async with gate.turn("rollup"):
+                await rollup_batch(runtime.rollup, gate.owned_records(events), out, step_topics)
+                await alerting.after_batch()  # the batch's alert transitions, once its state is stored
 
     publisher = runtime.publisher = Publisher(runtime, settings.topic_kpi_values)
 
@@ -287,11 +297,8 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         started = time.monotonic()
         if runtime.directory_changed:
             runtime.directory_changed = False
-            runtime.entities.rebuild()
-        for key, value in runtime.entities.cell_messages():
-            await out.send(cells_name, key, value)
-        for partition, key, value in heartbeats(runtime.entities, settings.topic_partitions, alerting.beats):
-            await out.send(cells_name, key, value, partition=partition)
+            async with gate.turn("entities"):
+                await rebuild_cells(runtime.entities, out, step_topics)
         await publisher.flush()
         # Under load (a replay of history), flushing costs more: space flushes so they
         # take at most a third of the time, coalescing more changes into each.

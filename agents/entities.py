@@ -15,7 +15,7 @@ from kpi_state.routing import entity_key, fingerprint
 from streams.decode import Decoder
 from streams.internal import pack_cells, unpack_forwarded
 
-from kpi_state.entity import DUPLICATE, REPLAYED
+from kpi_state.entity import DUPLICATE, HELD, REPLAYED
 
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,12 @@ class EntityStage:
     """No Faust here: forwarded records in; rejections, state writes and cell messages out."""
 
     def __init__(self, *, decoder: Decoder, directory: RepDirectory, metrics: PipelineMetrics,
-                 tz: str, stages: tuple[str, ...], dedup_horizon_s: float) -> None:
+                 tz: str, stages: tuple[str, ...], dedup_horizon_s: float,
+                 lateness_s: float = 7 * 86400) -> None:
         self.decoder = decoder
         self.directory = directory
         self.metrics = metrics
-        self.options = dict(tz=tz, stages=stages, dedup_horizon_s=dedup_horizon_s)
+        self.options = dict(tz=tz, stages=stages, dedup_horizon_s=dedup_horizon_s, lateness_s=lateness_s)
         self.engines: dict[int, PartitionEngine] = {}
 
     def engine(self, partition: int) -> PartitionEngine:
@@ -59,7 +60,9 @@ class EntityStage:
                 continue
             engine = self.engine(message.partition)
             try:
-                outcome = engine.apply(entity_key(event), event, message.offset, fingerprint(event))
+                outcome = engine.apply(
+                    entity_key(event), event, message.offset, fingerprint(event), message.value
+                )
             except Exception:  # noqa: BLE001 - a bug must cost one record, never the stream
                 log.exception(
                     "internal error applying %s at %s[%d]@%d; record dead-lettered",
@@ -69,13 +72,29 @@ class EntityStage:
                 continue
             if outcome == APPLIED:
                 self.metrics.events_applied.labels(event.type).inc()
+            elif outcome == HELD:
+                self.metrics.events_held.labels(event.type).inc()
             elif outcome == DUPLICATE:
                 self.metrics.duplicates.inc()
             elif outcome == REPLAYED:
                 self.metrics.replayed.inc()
             else:
                 rejections.append(self._reject(original, outcome, _DETAILS.get(outcome, outcome)))
+        # Withdrawn and orphaned events leave before the state that no longer holds them.
+        for engine in self.engines.values():
+            if engine.now is not None:
+                engine.advance(engine.now)
+            for dead in engine.take_dead():
+                if dead.raw is None:
+                    continue
+                original = unpack_forwarded(dead.raw)
+                detail = _WITHDRAWN.get(dead.reason, dead.reason)
+                rejections.append(self._reject(original, dead.reason, detail))
         return rejections
+
+    def held(self) -> int:
+        """Events waiting on their entity for the event that makes them valid."""
+        return sum(engine.held_events() for engine in self.engines.values())
 
     def dirty_records(self) -> list[tuple[int, bytes, bytes]]:
         """(partition, table key, encoded record) of every entity changed since last time."""
@@ -89,8 +108,6 @@ class EntityStage:
         """(scope, packed cells) per scope whose day cells changed, from every engine."""
         out = []
         for partition, engine in self.engines.items():
-            if engine.now is not None:
-                engine.advance(engine.now)
             by_scope: dict[str, dict] = defaultdict(dict)
             for (scope, day), update in engine.take_cells().items():
                 by_scope[scope][day] = update
@@ -123,5 +140,9 @@ class EntityStage:
 
 _DETAILS = {
     "conflicting_duplicate": "event_id already seen with different content",
-    "invalid_transition": "not possible in the entity's current state",
+    "invalid_transition": "not possible in the entity's state at its event time",
+}
+_WITHDRAWN = {
+    "invalid_transition": "withdrawn: an event dated before it makes it invalid",
+    "orphaned": "held past the lateness horizon: the event that makes it valid never came",
 }

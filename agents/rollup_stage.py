@@ -123,6 +123,9 @@ class RollupStage:
             if day:
                 self.view.note_day(date.fromisoformat(day))
             stored = _state_decoder.decode(raw)
+            if not stored.parts:
+                # Emptied before the crash: its records may still show the old numbers.
+                self.rollup.remember(scope, day)
             for source, (values, members) in stored.parts.items():
                 update = CellUpdate({k: Decimal(v) for k, v in values.items()}, members)
                 self.rollup.update(source, scope, day, update)

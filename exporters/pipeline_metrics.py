@@ -37,6 +37,17 @@ class PipelineMetrics:
             "Records at or below an offset already applied (re-read after a restart)",
             registry=registry,
         )
+        self.events_held = Counter(
+            "kpi_pipeline_events_held",
+            "Events held on their entity until the event that makes them valid arrives",
+            ["type"],
+            registry=registry,
+        )
+        self.held = Gauge(
+            "kpi_pipeline_held_events",
+            "Events waiting now for the event that makes them valid (a win before its created)",
+            registry=registry,
+        )
         self.late = Counter(
             "kpi_pipeline_late_events",
             "Events rejected as too late for their partition's stream time",

@@ -16,16 +16,25 @@ from kpi_state.contributions import (
     billing_attribution,
     days_between,
 )
+from kpi_state.entity import HELD, ORPHANED, Judged, Withdrawn
 from kpi_state.events import CreditNoteIssued, Event, InvoiceIssued, PaymentReceived
 
 _ZERO = Decimal(0)
 
 
 class Movement(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    """A payment or credit note against an invoice (reporting currency)."""
+    """A payment or credit note against an invoice (reporting currency).
+
+    While it waits for its invoice it keeps its original record, to be dead-lettered as
+    `orphaned` if the invoice never comes within the lateness horizon.
+    """
 
     ts: float
     amount: Decimal
+    raw: bytes | None = None
+
+    def settled(self) -> Movement:
+        return Movement(self.ts, self.amount) if self.raw is not None else self
 
 
 class Pending(msgspec.Struct, gc=False):
@@ -33,6 +42,10 @@ class Pending(msgspec.Struct, gc=False):
 
     payments: list[Movement] = msgspec.field(default_factory=list)
     credits: list[Movement] = msgspec.field(default_factory=list)
+
+    @property
+    def movements(self) -> list[Movement]:
+        return self.payments + self.credits
 
 
 class Invoice(msgspec.Struct, kw_only=True, gc=False):
@@ -49,9 +62,12 @@ class Invoice(msgspec.Struct, kw_only=True, gc=False):
     payments: list[Movement] = msgspec.field(default_factory=list)
     credits: list[Movement] = msgspec.field(default_factory=list)
     paid_ts: float | None = None  # fully paid: payments ≥ total − credit notes
+    # The issuing event: another invoice under the same id dated before it replaces it.
+    event_id: str = ""
+    raw: bytes | None = None  # its record, until past the lateness horizon
 
     @classmethod
-    def of(cls, event: InvoiceIssued) -> Invoice:
+    def of(cls, event: InvoiceIssued, raw: bytes | None = None) -> Invoice:
         lines = event.lines
         costed = [(line.quantity, line.unit_price, line.unit_cost) for line in lines if line.unit_cost is not None]
         return cls(
@@ -63,6 +79,8 @@ class Invoice(msgspec.Struct, kw_only=True, gc=False):
             costed=bool(costed),
             gross_with_cost=sum((q * price for q, price, _ in costed), _ZERO),
             margin_with_cost=sum((q * (price - cost) for q, price, cost in costed), _ZERO),
+            event_id=event.event_id,
+            raw=raw,
         )
 
     def same_as(self, other: Invoice) -> bool:
@@ -131,50 +149,98 @@ class CustomerState(msgspec.Struct, kw_only=True):
         reason = state.apply(event)
         return (None, reason) if reason is not None else (state, None)
 
+    @classmethod
+    def of(cls, event: Event) -> CustomerState:
+        return cls(customer_id=event.customer_id)  # type: ignore[union-attr]
+
     @property
     def first_invoice_ts(self) -> float | None:
         first = self.first_invoice_id
         return None if first is None else self.invoices[first].issued_ts
 
-    # --- events -----------------------------------------------------------------------
-    def apply(self, event: Event) -> str | None:
-        """Apply a billing event; None when applied, else a DLQ reason (state left unchanged)."""
-        if getattr(event, "customer_id", None) != self.customer_id:
-            return INVALID_TRANSITION  # routed to the wrong entity
-        if isinstance(event, InvoiceIssued):
-            return self._issue(event)
-        if isinstance(event, PaymentReceived):
-            self._move(event.invoice_id, Movement(event.ts, event.amount), credit=False)
-            return None
-        if isinstance(event, CreditNoteIssued):
-            self._move(event.invoice_id, Movement(event.ts, event.amount), credit=True)
-            return None
-        return INVALID_TRANSITION
+    @property
+    def held(self) -> int:
+        """Payments and credit notes waiting for their invoice."""
+        return sum(len(p.payments) + len(p.credits) for p in self.pending.values())
 
-    def _issue(self, event: InvoiceIssued) -> str | None:
-        invoice = Invoice.of(event)
+    # --- events -----------------------------------------------------------------------
+    def add(self, event: Event, raw: bytes | None = None) -> Judged:
+        """Apply a billing event: counted (verdict None), held until its invoice, or refused."""
+        if getattr(event, "customer_id", None) != self.customer_id:
+            return Judged(INVALID_TRANSITION)  # routed to the wrong entity
+        if isinstance(event, InvoiceIssued):
+            return self._issue(event, raw)
+        if isinstance(event, (PaymentReceived, CreditNoteIssued)):
+            movement = Movement(event.ts, event.amount, raw)
+            return Judged(self._move(event.invoice_id, movement, credit=isinstance(event, CreditNoteIssued)))
+        return Judged(INVALID_TRANSITION)
+
+    def apply(self, event: Event) -> str | None:
+        """`add` without the record: None when counted or held, else a DLQ reason."""
+        verdict = self.add(event).verdict
+        return None if verdict == HELD else verdict
+
+    def _issue(self, event: InvoiceIssued, raw: bytes | None) -> Judged:
+        invoice = Invoice.of(event, raw)
         known = self.invoices.get(event.invoice_id)
         if known is not None:
-            # The same invoice sent again (under another event id) is harmless; another
-            # invoice under a known id would rewrite history.
-            return None if known.same_as(invoice) else INVALID_TRANSITION
+            # The same invoice sent again (under another event id) is harmless. Another
+            # invoice under a known id: the one dated first (ties by event id) is the invoice.
+            if known.same_as(invoice):
+                return Judged(None)
+            if (invoice.issued_ts, invoice.event_id) > (known.issued_ts, known.event_id) or known.raw is None:
+                return Judged(INVALID_TRANSITION)
+            invoice.payments, invoice.credits = known.payments, known.credits
+            invoice.settle()
+            self.invoices[event.invoice_id] = invoice
+            self._find_first()
+            return Judged(None, [Withdrawn(known.raw, INVALID_TRANSITION, known.issued_ts)])
         waiting = self.pending.pop(event.invoice_id, None)
         if waiting is not None:
-            invoice.payments, invoice.credits = waiting.payments, waiting.credits
+            invoice.payments = [m.settled() for m in waiting.payments]
+            invoice.credits = [m.settled() for m in waiting.credits]
         invoice.settle()
         self.invoices[event.invoice_id] = invoice
         self._maybe_first(event.invoice_id, invoice)
+        return Judged(None)
+
+    def _move(self, invoice_id: str, movement: Movement, *, credit: bool) -> str | None:
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None:
+            waiting = self.pending.get(invoice_id)
+            if waiting is None:
+                waiting = self.pending[invoice_id] = Pending()
+            (waiting.credits if credit else waiting.payments).append(movement)
+            return HELD
+        (invoice.credits if credit else invoice.payments).append(movement.settled())
+        invoice.settle()
         return None
 
-    def _move(self, invoice_id: str, movement: Movement, *, credit: bool) -> None:
-        target: Invoice | Pending | None = self.invoices.get(invoice_id)
-        if target is None:
-            target = self.pending.get(invoice_id)
-            if target is None:
-                target = self.pending[invoice_id] = Pending()
-        (target.credits if credit else target.payments).append(movement)
-        if isinstance(target, Invoice):
-            target.settle()
+    # --- the lateness horizon -----------------------------------------------------------
+    def next_expiry(self, lateness_s: float) -> float | None:
+        """When the oldest record still kept passes the horizon."""
+        times = [m.ts for p in self.pending.values() for m in p.movements]
+        times += [i.issued_ts for i in self.invoices.values() if i.raw is not None]
+        return min(times) + lateness_s if times else None
+
+    def expire(self, cutoff: float) -> list[Withdrawn]:
+        """Movements still waiting for their invoice past `cutoff` are orphaned; invoices settle."""
+        orphaned: list[Withdrawn] = []
+        for invoice_id, waiting in list(self.pending.items()):
+            for movements in (waiting.payments, waiting.credits):
+                orphaned += [Withdrawn(m.raw, ORPHANED, m.ts) for m in movements if m.ts < cutoff]
+                movements[:] = [m for m in movements if m.ts >= cutoff]
+            if not waiting.payments and not waiting.credits:
+                del self.pending[invoice_id]
+        for invoice in self.invoices.values():
+            if invoice.raw is not None and invoice.issued_ts < cutoff:
+                invoice.raw = None
+        return orphaned
+
+    def _find_first(self) -> None:
+        self.first_invoice_id = min(
+            self.invoices, key=lambda i: (self.invoices[i].issued_ts, i), default=None
+        )
 
     def _maybe_first(self, invoice_id: str, invoice: Invoice) -> None:
         # First by event time, not arrival: an earlier-dated invoice arriving later takes over.

@@ -9,6 +9,24 @@ NEW = "new"
 REPLAYED = "replayed"  # at or below the applied offset: re-read after a restart
 DUPLICATE = "duplicate"  # same event_id, same content: dropped silently
 CONFLICTING = "conflicting_duplicate"  # same event_id, other content: dead-lettered
+HELD = "held"  # waits on its entity for the event that makes it valid (not a DLQ reason)
+ORPHANED = "orphaned"  # held until past the lateness horizon, never matched
+
+
+class Withdrawn(msgspec.Struct, array_like=True, frozen=True):
+    """An event that leaves its entity for the DLQ: its original record and why."""
+
+    raw: bytes | None  # the forwarded record as it arrived (None if it was settled)
+    reason: str
+    ts: float
+
+
+class Judged(msgspec.Struct, frozen=True):
+    """What an entity made of a new event: its verdict (None when counted, HELD, or a DLQ
+    reason) and the events it took out of the KPIs."""
+
+    verdict: str | None
+    withdrawn: list[Withdrawn] = msgspec.field(default_factory=list)
 
 
 class EntityRecord(msgspec.Struct):

@@ -1,4 +1,4 @@
-"""How each kind of entity starts, applies an event, lists its contributions and is stored."""
+"""How each kind of entity starts, judges an event, lists its contributions, settles and is stored."""
 
 from __future__ import annotations
 
@@ -7,20 +7,28 @@ from typing import Any, Callable
 
 from kpi_state.activity import decode_activity, encode_activity
 from kpi_state.customer import CustomerState, decode_customer, encode_customer
-from kpi_state.opportunity import OpportunityState, decode_opportunity, encode_opportunity
+from kpi_state.entity import Judged, Withdrawn
+from kpi_state.events import Event
+from kpi_state.opportunity_history import OpportunityHistory, decode_history, encode_history
 from kpi_state.spend import SpendState, decode_spend, encode_spend
+
+Stages = tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Kind:
     """One kind's operations, with one signature for all (stages and `now` where they matter)."""
 
-    start: Callable[[Any, tuple[str, ...]], tuple[Any, str | None]]
-    apply: Callable[[Any, Any, tuple[str, ...]], str | None]
-    contributions: Callable[[Any, str, float], list]
+    new: Callable[[Event], Any]
+    add: Callable[[Any, Event, bytes | None, Stages], Judged]
+    contributions: Callable[[Any, str, float, Stages], list]
     next_change: Callable[[Any, float], float | None]
     encode: Callable[[Any], bytes]
     decode: Callable[[bytes], Any]
+    held: Callable[[Any], int] = lambda state: 0
+    # When the entity next has something to settle at the lateness horizon, and settling it.
+    next_expiry: Callable[[Any, float], float | None] = lambda state, lateness: None
+    expire: Callable[[Any, float, Stages], list[Withdrawn]] = lambda state, cutoff, stages: []
 
 
 def _never(state: Any, now: float) -> float | None:
@@ -31,31 +39,41 @@ def _applied_by_engine(*args: Any) -> Any:
     raise AssertionError("activity counts are applied by the partition engine directly")
 
 
+def _spend_add(state: SpendState, event: Event, raw: bytes | None, stages: Stages) -> Judged:
+    return Judged(state.apply(event))
+
+
 KINDS: dict[str, Kind] = {
     "rep": Kind(
         _applied_by_engine, _applied_by_engine, _applied_by_engine, _never,
         encode_activity, decode_activity,
     ),
     "opp": Kind(
-        start=lambda event, stages: OpportunityState.start(event, stages),
-        apply=lambda state, event, stages: state.apply(event, stages),
-        contributions=lambda state, tz, now: state.contributions(tz),
+        new=OpportunityHistory.of,
+        add=lambda state, event, raw, stages: state.add(event, raw, stages),
+        contributions=lambda state, tz, now, stages: state.contributions(tz, stages),
         next_change=_never,
-        encode=encode_opportunity,
-        decode=decode_opportunity,
+        encode=encode_history,
+        decode=decode_history,
+        held=lambda state: state.held,
+        next_expiry=lambda state, lateness: state.next_expiry(lateness),
+        expire=lambda state, cutoff, stages: state.expire(cutoff, stages),
     ),
     "cust": Kind(
-        start=lambda event, stages: CustomerState.start(event),
-        apply=lambda state, event, stages: state.apply(event),
-        contributions=lambda state, tz, now: state.contributions(tz, now),
+        new=CustomerState.of,
+        add=lambda state, event, raw, stages: state.add(event, raw),
+        contributions=lambda state, tz, now, stages: state.contributions(tz, now),
         next_change=lambda state, now: state.next_change(now),
         encode=encode_customer,
         decode=decode_customer,
+        held=lambda state: state.held,
+        next_expiry=lambda state, lateness: state.next_expiry(lateness),
+        expire=lambda state, cutoff, stages: state.expire(cutoff),
     ),
     "spend": Kind(
-        start=lambda event, stages: SpendState.start(event),
-        apply=lambda state, event, stages: state.apply(event),
-        contributions=lambda state, tz, now: state.contributions(tz),
+        new=lambda event: SpendState(team_id=getattr(event, "team_id", None) or None),
+        add=_spend_add,
+        contributions=lambda state, tz, now, stages: state.contributions(tz),
         next_change=_never,
         encode=encode_spend,
         decode=decode_spend,

@@ -126,7 +126,16 @@ def lifetime_value(t: Totals, length_days: Decimal, lifetime_days: Decimal) -> I
 
 
 def growth(current: Totals, previous: Totals) -> Iterator[KpiResult]:
-    """revenue_growth, price_effect, volume_effect against the previous period of the same kind."""
+    """revenue_growth, price_effect, volume_effect against the previous period of the same kind.
+
+    A period that holds no events of the scope has no growth (null, not −100 %): it is
+    published only because it is the current one, and a record of it must say the same
+    as no record at all, whenever and however often it was published.
+    """
+    if current.empty:
+        for kpi in ("revenue_growth", "volume_effect", "price_effect"):
+            yield KpiResult(kpi, (), None, None, None)
+        return
     rev = current.value("invoiced") - current.value("credited")
     rev_prev = previous.value("invoiced") - previous.value("credited")
     yield _ratio("revenue_growth", rev - rev_prev, rev_prev)

@@ -9,7 +9,17 @@ from kpi_state.activity import ActivityState
 from kpi_state.calendar import local_date
 from kpi_state.day_cells import CellUpdate, DayCells
 from kpi_state.directory import RepDirectory
-from kpi_state.entity import CONFLICTING, DUPLICATE, NEW, REPLAYED, EntityRecord, decode_record, encode_record
+from kpi_state.entity import (
+    CONFLICTING,
+    DUPLICATE,
+    HELD,
+    NEW,
+    REPLAYED,
+    EntityRecord,
+    Withdrawn,
+    decode_record,
+    encode_record,
+)
 from kpi_state.entity_kinds import KINDS, kind_of
 from kpi_state.events import Event
 
@@ -20,11 +30,13 @@ class PartitionEngine:
     """Pure: events in (with their source offset), persisted records and cell changes out."""
 
     def __init__(
-        self, *, tz: str, stages: tuple[str, ...], directory: RepDirectory, dedup_horizon_s: float
+        self, *, tz: str, stages: tuple[str, ...], directory: RepDirectory, dedup_horizon_s: float,
+        lateness_s: float = 7 * 86400,
     ) -> None:
         self.tz = tz
         self.stages = stages
         self.horizon = dedup_horizon_s
+        self.lateness = lateness_s
         self.cells = DayCells(directory)
         self.records: dict[bytes, EntityRecord] = {}
         self.states: dict[bytes, Any] = {}
@@ -32,12 +44,21 @@ class PartitionEngine:
         self.now: float | None = None
         # (due time, entity) of customers whose overdue snapshot changes at that time.
         self._due: list[tuple[float, bytes]] = []
+        # (time, entity) at which an entity has events to settle at the lateness horizon.
+        self._expiry: list[tuple[float, bytes]] = []
+        self.held: dict[bytes, int] = {}  # entity -> events waiting for their match
+        # Events taken out of an entity (withdrawn or orphaned), for the DLQ.
+        self.dead: list[Withdrawn] = []
         self._day_start = self._day_end = 0.0
         self._day = ""
 
     # --- events -------------------------------------------------------------------------
-    def apply(self, key: bytes, event: Event, offset: int, fingerprint: int) -> str:
-        """`applied`, `replayed`, `duplicate`, or the DLQ reason of a refused event."""
+    def apply(self, key: bytes, event: Event, offset: int, fingerprint: int, raw: bytes | None = None) -> str:
+        """`applied`, `held`, `replayed`, `duplicate`, or the DLQ reason of a refused event.
+
+        `raw` is the record as it arrived, kept while the event may still leave for the DLQ
+        (withdrawn by an earlier event, or orphaned); such events are in `take_dead()`.
+        """
         record = self.records.get(key)
         if record is None:
             record = EntityRecord(kind=kind_of(key))
@@ -49,36 +70,61 @@ class PartitionEngine:
             self._keep(key, record)
             return DUPLICATE if verdict == DUPLICATE else CONFLICTING
         assert verdict == NEW
-        kind = KINDS[record.kind]
-        state = self.states.get(key)
         if record.kind == "rep":
+            state = self.states.get(key)
             if state is None:
-                state = ActivityState()
+                state = self.states[key] = ActivityState()
             self.cells.apply([state.add(event.type, event.rep_id, self._local_day(event.ts))])
+            outcome = APPLIED
         else:
-            if state is None:
-                state, reason = kind.start(event, self.stages)
-            else:
-                reason = kind.apply(state, event, self.stages)
-            if reason is not None:
-                return reason
-        if self.now is None or event.ts > self.now:
-            self.now = event.ts
+            kind = KINDS[record.kind]
+            state = self.states.get(key)
+            fresh = state is None
+            if fresh:
+                state = kind.new(event)
+            judged = kind.add(state, event, raw, self.stages)
+            outcome = APPLIED if judged.verdict is None else judged.verdict
+            self.dead.extend(judged.withdrawn)
+            if not fresh or outcome in (APPLIED, HELD):
+                self.states[key] = state
+                self._settle_later(key)
+                self._refresh(key)
+        # Every judged id is remembered: a re-sent copy is a duplicate, whatever the verdict.
         record.mark(offset, event.event_id, fingerprint, event.ts, self.horizon)
-        self.states[key] = state
         self._keep(key, record)
-        if record.kind != "rep":
-            self._refresh(key)
-        return APPLIED
+        if outcome in (APPLIED, HELD) and (self.now is None or event.ts > self.now):
+            self.now = event.ts
+        return outcome
+
+    def take_dead(self) -> list[Withdrawn]:
+        dead, self.dead = self.dead, []
+        return dead
+
+    def held_events(self) -> int:
+        return sum(self.held.values())
 
     def advance(self, now: float) -> None:
-        """Move the partition's clock (the newest event time) and refresh due snapshots."""
+        """Move the partition's clock (the newest event time): refresh due snapshots, and
+        settle what fell behind the lateness horizon (orphans go to `take_dead()`)."""
         if self.now is None or now > self.now:
             self.now = now
-        while self._due and self._due[0][0] <= (self.now or 0):
+        clock = self.now or 0.0
+        while self._due and self._due[0][0] <= clock:
             _, key = heapq.heappop(self._due)
             if key in self.states:
                 self._refresh(key)
+        while self._expiry and self._expiry[0][0] < clock:
+            _, key = heapq.heappop(self._expiry)
+            state = self.states.get(key)
+            if state is None:
+                continue
+            kind = KINDS[self.records[key].kind]
+            orphaned = kind.expire(state, clock - self.lateness, self.stages)
+            if orphaned:
+                self.dead.extend(orphaned)
+                self._refresh(key)
+            self.dirty.add(key)  # settled events keep no record: persist the smaller state
+            self._settle_later(key)
 
     # --- persistence --------------------------------------------------------------------
     def take_dirty(self) -> dict[bytes, bytes]:
@@ -104,10 +150,12 @@ class PartitionEngine:
         """Recompute every cell from the entity states (after recovery or a rep moving team)."""
         self.cells.clear()
         self._due.clear()
+        self._expiry.clear()
         for key, state in self.states.items():
             if self.records[key].kind == "rep":
                 self.cells.apply(state.contributions(key[4:].decode()))
             else:
+                self._settle_later(key)
                 self._refresh(key)
 
     def take_cells(self) -> dict[tuple[str, str], CellUpdate]:
@@ -118,11 +166,23 @@ class PartitionEngine:
         self.records[key] = record
         self.dirty.add(key)
 
+    def _settle_later(self, key: bytes) -> None:
+        kind = KINDS[self.records[key].kind] if key in self.records else KINDS[kind_of(key)]
+        state = self.states[key]
+        held = kind.held(state)
+        if held:
+            self.held[key] = held
+        else:
+            self.held.pop(key, None)
+        when = kind.next_expiry(state, self.lateness)
+        if when is not None:
+            heapq.heappush(self._expiry, (when, key))
+
     def _refresh(self, key: bytes) -> None:
-        kind = KINDS[self.records[key].kind]
+        kind = KINDS[self.records[key].kind] if key in self.records else KINDS[kind_of(key)]
         state = self.states[key]
         now = self.now if self.now is not None else 0.0
-        self.cells.replace(key, kind.contributions(state, self.tz, now))
+        self.cells.replace(key, kind.contributions(state, self.tz, now, self.stages))
         next_due = kind.next_change(state, now)
         if next_due is not None:
             heapq.heappush(self._due, (next_due, key))

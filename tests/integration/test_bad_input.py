@@ -15,10 +15,11 @@ from tests.integration.test_calls_slice import consume_all, hosts, metric_value
 
 pytestmark = pytest.mark.integration
 
-NOW = time.time()
-RECENT = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 3600))
-OLD = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 3600 - 10 * 86400))
-FUTURE = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW + 86400))
+# Fixed dates: lateness is judged against the partition's stream time (RECENT), and only
+# the clock-skew check looks at the wall clock, which FUTURE stays ahead of.
+RECENT = "2026-11-20T09:00:00Z"
+OLD = "2026-11-10T09:00:00Z"  # ten days behind RECENT: past the 7-day lateness
+FUTURE = "2100-01-01T00:00:00Z"
 
 
 def env_(type_: str, data: dict, *, event_id: str | None = None, occurred_at: str = RECENT, **extra) -> dict:

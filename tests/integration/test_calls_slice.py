@@ -84,7 +84,7 @@ def metric_value(text: str, name: str, **labels: str) -> float | None:
 
 def test_calls_reach_metrics_kpi_values_and_redis(pipeline_env, start_worker):
     worker = start_worker(pipeline_env)
-    today = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    today = "2026-11-20T09:00:00Z"
     calls = {"r-1": 5, "r-2": 3, "r-3": 1}
     records = [
         (rep.encode(), envelope(rep, today)) for rep, n in calls.items() for _ in range(n)
@@ -169,7 +169,7 @@ def test_reps_from_the_topic_and_a_file_drive_the_rollups(pipeline_env, start_wo
 
     asyncio.run(publish_reps())
     worker = start_worker(env)
-    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 600))
+    when = "2026-11-20T09:00:00Z"
     asyncio.run(produce(env, [(None, envelope("r-1", when)), (None, envelope("r-2", when)),
                               (None, envelope("r-2", when)), (None, envelope("r-9", when))]))
 

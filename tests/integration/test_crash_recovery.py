@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import threading
 import time
@@ -19,6 +20,10 @@ from tests.integration.reference_check import (
 from tests.integration.test_reference_equality import produce, simulated
 
 pytestmark = pytest.mark.integration
+
+# Kill points and traffic are seeded; KPI_TEST_SEED picks other ones (the soak loop in
+# `make soak` runs many), CI runs the default.
+SEED = int(os.environ.get("KPI_TEST_SEED", "0"))
 
 
 def produce_in_background(env, records) -> threading.Thread:
@@ -38,9 +43,9 @@ def assert_matches_reference(worker, env, records, directory):
 @pytest.mark.timeout(900)
 def test_repeated_sigkill_loses_nothing_and_counts_nothing_twice(pipeline_env, start_worker):
     env = pipeline_env
-    reps, records, directory = simulated(env, 9_000, seed=23)
+    reps, records, directory = simulated(env, 9_000, seed=23 + SEED)
     asyncio.run(produce(env, reps))
-    rng = random.Random(5)
+    rng = random.Random(5 + SEED)
     worker = start_worker(env)
     producer = produce_in_background(env, records)
     for _ in range(3):
@@ -55,12 +60,12 @@ def test_repeated_sigkill_loses_nothing_and_counts_nothing_twice(pipeline_env, s
 @pytest.mark.timeout(900)
 def test_a_second_worker_takes_over_when_the_first_is_killed(pipeline_env, start_worker):
     env = pipeline_env
-    reps, records, directory = simulated(env, 8_000, seed=29)
+    reps, records, directory = simulated(env, 8_000, seed=29 + SEED)
     asyncio.run(produce(env, reps))
     first = start_worker(env)
     second = start_worker(env)
     producer = produce_in_background(env, records)
-    time.sleep(3.0)
+    time.sleep(random.Random(SEED).uniform(1.0, 5.0))
     first.process.kill()
     first.process.wait()
     producer.join()

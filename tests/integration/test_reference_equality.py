@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+from datetime import datetime, timezone
 from collections import Counter
 
 import pytest
@@ -38,14 +38,19 @@ async def produce(env: dict[str, str], records: list[tuple[str, bytes | None, by
         await producer.stop()
 
 
+# Fixed dates, so that every run replays the same traffic (the simulator is seeded).
+SIM_START = datetime(2026, 9, 1, tzinfo=timezone.utc).timestamp()
+SIM_END = datetime(2026, 10, 11, tzinfo=timezone.utc).timestamp()
+
+
 def simulated(env: dict[str, str], count: int, seed: int = 11):
-    simulator = Simulator(seed, start=time.time() - 40 * 86400, bad_ratio=0.01, duplicate_ratio=0.01)
+    simulator = Simulator(seed, start=SIM_START, bad_ratio=0.01, duplicate_ratio=0.01)
     topics = {"crm": env["KPI_TOPIC_CRM"], "billing": env["KPI_TOPIC_BILLING"]}
     reps = [
         (env["KPI_TOPIC_REPS"], e["data"]["rep_id"].encode(), json.dumps(e).encode())
         for e in simulator.rep_upserts()
     ]
-    records = [(topics[kind], key, value) for kind, key, value in simulator.next_batch(count, until=time.time())]
+    records = [(topics[kind], key, value) for kind, key, value in simulator.next_batch(count, until=SIM_END)]
     directory = {e["data"]["rep_id"]: (e["data"]["team_id"], e["data"]["region_id"]) for e in simulator.rep_upserts()}
     return reps, records, directory
 

@@ -1,4 +1,4 @@
-"""The offline reference (kpi_state.reference): small scenarios computed by hand.
+"""The offline reference (tests.oracle.reference): small scenarios computed by hand.
 
 Every expected number is worked out in the comments from CONTRACT §4 and the
 interpretation notes; the module under test must agree with them.
@@ -14,7 +14,7 @@ from decimal import Decimal as D
 import pytest
 
 from kpi_state import events as ev
-from kpi_state.reference import DEFAULT_STAGES, Ratio, compute_reference
+from tests.oracle.reference import DEFAULT_STAGES, Ratio, compute_reference
 
 DIRECTORY = {"r1": ("t1", "north"), "r2": ("t1", "north"), "r3": ("t2", "south")}
 _ids = itertools.count()
@@ -263,7 +263,7 @@ def funnel():
         created("o6", "r1", "closing", "2026-03-08T08:30:00Z", 7),  # not a configured stage
         # o1 won after 8.5 days; left demo after 6.5 days
         won("o1", "r1", "2026-03-10T12:00:00Z", 1200),
-        lost("o1", "r1", "2026-03-10T11:00:00Z"),  # after won: invalid
+        lost("o1", "r1", "2026-03-10T13:00:00Z"),  # after won in event time: invalid
     ]
     return compute_reference(events, directory=DIRECTORY)
 
@@ -713,3 +713,22 @@ def test_growth_after_a_month_of_credit_notes_only(billing):
     # Q2 against Q1, year has no previous
     assert value(r, "revenue_growth", "rep:r1", "quarter", APR) == pytest.approx(-400 / 380)
     assert value(r, "revenue_growth", "rep:r1", "year", Q1) is None
+
+
+def test_validity_is_judged_in_event_time_order_whatever_the_arrival_order():
+    # o7 won on 03-11 for 5000; a second win ten hours later (9999) is invalid, and a
+    # stage change dated before the creation never counts, whichever arrives first.
+    events = [
+        created("o7", "r1", "prospecting", "2026-03-10T09:00:00Z", 100),
+        won("o7", "r1", "2026-03-11T09:00:00Z", 5000),
+        won("o7", "r1", "2026-03-11T19:00:00Z", 9999),
+        moved("o7", "r1", "demo", "2026-03-09T09:00:00Z"),
+    ]
+    for order in itertools.permutations(events):
+        r = compute_reference(list(order), directory=DIRECTORY)
+        assert value(r, "won_deals", "rep:r1", "month", MAR) == 1
+        assert value(r, "bookings", "rep:r1", "month", MAR) == 5000.0
+        # 03-11T09 − 03-10T09 = 1 day
+        assert value(r, "sales_cycle_days", "rep:r1", "month", MAR) == 1.0
+        # It never entered qualified: the move to demo dated before the creation is not counted.
+        assert get(r, "stage_conversion", "rep:r1", "month", MAR, pair("qualified", "meeting")).denominator == 0

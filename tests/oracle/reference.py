@@ -1,8 +1,8 @@
 """Offline reference: every KPI of CONTRACT §4 recomputed by brute force from the event list.
 
 Tests compare what the streaming pipeline publishes against this module, so it is written
-independently of the streaming state code (it only uses `kpi_state.events` for the event
-types and `kpi_state.calendar` for local dates and period boundaries) and favours obvious
+independently of the engine: it shares only the contract's event structs (`kpi_state.events`)
+and constants with it, has its own calendar arithmetic (`tests.oracle.periods`), and favours obvious
 code over speed: the events are replayed once to validate them and to build a record per
 opportunity and per invoice, those records are turned into plain "facts" (a name, who it is
 attributed to, an instant, a value), and every KPI of every window is a sum over the facts
@@ -21,7 +21,7 @@ Which keys are emitted (a superset of what the pipeline may publish):
   notes never matched to an invoice of the same customer count nowhere.
 * Calendar windows (`day`, `week` ISO Monday, `month`, `quarter`, `year`, in `tz`): for each
   active scope, every period that contains a local day with at least one of the scope's
-  facts; window_start = `calendar.iso_utc(period start)`. The periodic KPIs below plus
+  facts; window_start = `periods.utc_text(period start)`. The periodic KPIs below plus
   `revenue_growth`, `price_effect`, `volume_effect` (vs the previous period of the same
   kind for the same scope, which may itself be empty).
 * Rolling windows `7d`, `30d`, `90d` (window_start ""): the last N local days up to and
@@ -60,8 +60,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from kpi_state import calendar
 from kpi_state import events as ev
+from tests.oracle import periods
 
 DEFAULT_STAGES = ("prospecting", "qualified", "meeting", "demo", "proposal", "negotiation")
 CALENDAR_WINDOWS = ("day", "week", "month", "quarter", "year")
@@ -137,7 +137,7 @@ class _Opportunity:
 @dataclass
 class _Invoice:
     issued: ev.InvoiceIssued
-    position: int  # in the applied order, for ties on the first invoice of a customer
+    position: int  # in event-time order, for ties on the first invoice of a customer
     settlements: list[ev.PaymentReceived | ev.CreditNoteIssued] = field(default_factory=list)
 
     @property
@@ -153,7 +153,7 @@ class _Invoice:
         return sum((s.amount for s in self.settlements if s.type == "credit_note.issued"), Decimal(0))
 
     def fully_paid_ts(self) -> float | None:
-        """When payments first reached total − credit notes, walking settlements in applied order."""
+        """When payments first reached total − credit notes, walking settlements in event-time order."""
         paid = credited = Decimal(0)
         if paid >= self.issued.total - credited:
             return self.issued.ts
@@ -182,7 +182,7 @@ def _deduplicate(events: Iterable[ev.Event]) -> list[ev.Event]:
 
 
 def _replay_opportunities(events: Sequence[ev.Event], stages: Sequence[str]) -> dict[str, _Opportunity]:
-    """Apply opportunity events in order; invalid transitions are skipped (the pipeline DLQs them)."""
+    """Apply opportunity events in event-time order; invalid transitions are skipped (the pipeline DLQs them)."""
     index = {stage: i for i, stage in enumerate(stages)}
     opps: dict[str, _Opportunity] = {}
     for event in events:
@@ -260,7 +260,7 @@ def _opportunity_facts(opp: _Opportunity, stages: Sequence[str]) -> list[_Fact]:
 
 
 def _replay_invoices(events: Sequence[ev.Event]) -> dict[str, _Invoice]:
-    """Invoices by id (a re-used invoice_id is ignored); settlements matched in applied order."""
+    """Invoices by id (a re-used invoice_id is ignored); settlements in event-time order."""
     invoices: dict[str, _Invoice] = {}
     for position, event in enumerate(events):
         if event.type == "invoice.issued" and event.invoice_id not in invoices:
@@ -443,7 +443,7 @@ def compute_reference(
     now: float | None = None,
     rolling_for_idle_scopes: bool = True,
 ) -> dict[Key, Ratio]:
-    """Every KPI of CONTRACT §4 (but objective_attainment) from `events` in applied order.
+    """Every KPI of CONTRACT §4 (but objective_attainment) from `events`, judged in event-time order.
 
     `directory` maps rep_id → (team_id, region_id). `now` (the newest event time: rolling
     windows end on its local day, overdue is judged at it, `all` lasts until the end of its
@@ -458,8 +458,10 @@ def compute_reference(
         now = max(event.ts for event in applied)
     first_ts = min(event.ts for event in applied)
 
-    opps = _replay_opportunities(applied, stages)
-    invoices = _replay_invoices(applied)
+    # Validity is judged in event-time order (ties by event id), whatever the arrival order.
+    in_event_time = sorted(applied, key=lambda event: (event.ts, event.event_id))
+    opps = _replay_opportunities(in_event_time, stages)
+    invoices = _replay_invoices(in_event_time)
     facts: list[_Fact] = []
     for opp in opps.values():
         facts += _opportunity_facts(opp, stages)
@@ -476,7 +478,7 @@ def compute_reference(
     # scope → local date → facts
     by_scope: dict[str, dict[date, list[_Fact]]] = defaultdict(lambda: defaultdict(list))
     for fact in facts:
-        day = calendar.local_date(fact.ts, tz)
+        day = periods.local_day(fact.ts, tz)
         for scope in scopes_of(fact.owner):
             by_scope[scope][day].append(fact)
 
@@ -497,8 +499,8 @@ def compute_reference(
             for scope in scopes_of(invoice.owner):
                 overdue[scope] += outstanding
 
-    newest_day = calendar.local_date(now, tz)
-    first_day = calendar.local_date(first_ts, tz)
+    newest_day = periods.local_day(now, tz)
+    first_day = periods.local_day(first_ts, tz)
 
     def totals(scope: str, lo: date | None = None, hi: date | None = None) -> _Totals:
         """Facts of `scope` on local days lo ≤ day < hi."""
@@ -520,11 +522,11 @@ def compute_reference(
     for scope in sorted(all_scopes):
         days = by_scope.get(scope, {})
         for window in CALENDAR_WINDOWS:
-            for start in sorted({calendar.period_start_date(day, window) for day in days}):
-                end = calendar.next_period_date(start, window)
+            for start in sorted({periods.first_day(day, window) for day in days}):
+                end = periods.first_day_after(start, window)
                 current = totals(scope, start, end)
-                previous = totals(scope, calendar.previous_period_date(start, window), start)
-                window_start = calendar.iso_utc(calendar.period_bounds(start, window, tz)[0])
+                previous = totals(scope, periods.first_day_before(start, window), start)
+                window_start = periods.utc_text(periods.local_midnight(start, tz))
                 values = _periodic_kpis(current, stages, (end - start).days, customer_lifetime_days)
                 values.update(_change_kpis(current, previous))
                 emit(scope, window, window_start, values)

@@ -1,0 +1,90 @@
+"""What each worker step does with one batch of records, and in which order its outputs leave.
+
+The agents in `agents/app.py` only iterate and call these; the order of sends and flushes
+is what makes a crash lose nothing, so it lives here, where the crash tests drive it
+without a broker (tests/unit/agents/test_crash_protocol.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from agents.dead_letter import Rejection
+from agents.entities import EntityStage
+from agents.rollup_stage import RollupStage
+
+
+class Output(Protocol):
+    """The producer the steps write through (exporters.kafka_out.KafkaOut)."""
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes | None, *,
+        partition: int | None = None, headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> Any: ...
+
+    async def flush(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class StepTopics:
+    dlq: str
+    cells: str
+    entity_state: str
+    rollup_state: str
+
+
+async def dead_letter(out: Output, topic: str, rejections: list[Rejection]) -> None:
+    for rejection in rejections:
+        await out.send(topic, rejection.key, rejection.value, headers=rejection.headers)
+
+
+async def entity_batch(entities: EntityStage, records: list[Any], out: Output, topics: StepTopics) -> None:
+    """Apply a batch of entity events; cells leave before the state that produced them.
+
+    The rollup only learns that a cell emptied (an opportunity left the open pipeline, an
+    invoice stopped being overdue) from an explicit empty cell. If the entity state were
+    persisted first and the worker died before the cells left, the recovered state would
+    no longer hold what the rollup still counts, and nothing would ever clear it. Flushing
+    the cells first means a recovered state is never ahead of what the rollup was told; when
+    it is behind, the records after it are re-read and bring both to the same point.
+    """
+    await dead_letter(out, topics.dlq, entities.process(records))
+    await send_cells(entities, out, topics)
+    await out.flush()
+    for partition, key, value in entities.dirty_records():
+        await out.send(topics.entity_state, key, value, partition=partition)
+    await out.flush()
+
+
+async def send_cells(entities: EntityStage, out: Output, topics: StepTopics) -> None:
+    """Every changed day cell, absolute, keyed by scope (the caller flushes)."""
+    for key, value in entities.cell_messages():
+        await out.send(topics.cells, key, value)
+
+
+async def announce_recovered(entities: EntityStage, out: Output, topics: StepTopics) -> None:
+    """After a recovery, every cell of the recovered entity state, absolute.
+
+    The rollup may hold cells from after that state (sent, then the worker died before
+    the state was written); the records replayed from the committed offsets bring both
+    forward again. Without this, a worker whose input is already consumed would never
+    send the cells it rebuilt.
+    """
+    await send_cells(entities, out, topics)
+    await out.flush()
+
+
+async def rebuild_cells(entities: EntityStage, out: Output, topics: StepTopics) -> None:
+    """Re-derive and send every cell after the rep → team → region directory changed."""
+    entities.rebuild()
+    await send_cells(entities, out, topics)
+    await out.flush()
+
+
+async def rollup_batch(rollup: RollupStage, records: list[Any], out: Output, topics: StepTopics) -> None:
+    """Apply absolute cells and persist what each (scope, day) now holds, before the commit."""
+    for partition, key, value in rollup.process(records):
+        await out.send(topics.rollup_state, key, value, partition=partition)
+    await out.flush()

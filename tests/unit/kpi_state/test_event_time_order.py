@@ -1,0 +1,173 @@
+"""Entity lifecycles judged in event-time order: every arrival order gives the same KPIs and DLQ."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from kpi_state import events as ev
+from kpi_state.directory import RepDirectory
+from kpi_state.partition_engine import APPLIED, PartitionEngine
+from kpi_state.routing import entity_key, fingerprint
+
+DAY = 86400.0
+LATENESS = 7 * DAY
+STAGES = ("prospecting", "qualified", "meeting", "demo", "proposal", "negotiation")
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+
+
+T0 = at("2026-11-02T09:00:00")
+
+
+def created(eid: str, ts: float, stage: str = "prospecting", amount: str = "1000") -> ev.Event:
+    return ev.OpportunityCreated(event_id=eid, ts=ts, opportunity_id="o-1", rep_id="r-1", stage=stage,
+                                 amount=Decimal(amount), amount_original=Decimal(amount), currency="EUR")
+
+
+def moved(eid: str, ts: float, to: str) -> ev.Event:
+    return ev.OpportunityStageChanged(event_id=eid, ts=ts, opportunity_id="o-1", rep_id="r-1", to_stage=to)
+
+
+def won(eid: str, ts: float, amount: str) -> ev.Event:
+    return ev.OpportunityWon(event_id=eid, ts=ts, opportunity_id="o-1", rep_id="r-1",
+                             amount=Decimal(amount), amount_original=Decimal(amount), currency="EUR")
+
+
+def lost(eid: str, ts: float) -> ev.Event:
+    return ev.OpportunityLost(event_id=eid, ts=ts, opportunity_id="o-1", rep_id="r-1")
+
+
+def invoice(eid: str, ts: float, total: str, invoice_id: str = "i-1") -> ev.Event:
+    line = ev.InvoiceLine(sku="s", quantity=Decimal(1), unit_price=Decimal(total), unit_price_original=Decimal(total))
+    return ev.InvoiceIssued(event_id=eid, ts=ts, invoice_id=invoice_id, customer_id="c-1", currency="EUR",
+                            lines=(line,), total=Decimal(total), total_original=Decimal(total), rep_id="r-1")
+
+
+def payment(eid: str, ts: float, amount: str, invoice_id: str = "i-1") -> ev.Event:
+    return ev.PaymentReceived(event_id=eid, ts=ts, invoice_id=invoice_id, customer_id="c-1",
+                              amount=Decimal(amount), amount_original=Decimal(amount), currency="EUR")
+
+
+def engine() -> PartitionEngine:
+    directory = RepDirectory()
+    directory.place("r-1", "t-1", "north")
+    return PartitionEngine(tz="UTC", stages=STAGES, directory=directory, dedup_horizon_s=8 * DAY,
+                           lateness_s=LATENESS)
+
+
+def run(events: list[ev.Event], *, advance_to: float | None = None) -> tuple[dict, dict[str, str]]:
+    """Apply `events` in the given arrival order: rep-scope totals of the cells, and the DLQ
+    (event id → reason) of everything refused, withdrawn or orphaned."""
+    e = engine()
+    dlq: dict[str, str] = {}
+    for offset, event in enumerate(events):
+        raw = event.event_id.encode()  # stands for the forwarded record
+        outcome = e.apply(entity_key(event), event, offset, fingerprint(event), raw)
+        if outcome not in (APPLIED, "held", "duplicate"):
+            assert event.event_id not in dlq, "dead-lettered twice"
+            dlq[event.event_id] = outcome
+        for dead in e.take_dead():
+            assert dead.raw is not None and dead.raw.decode() not in dlq, "dead-lettered twice"
+            dlq[dead.raw.decode()] = dead.reason
+    if advance_to is not None:
+        e.advance(advance_to)
+        for dead in e.take_dead():
+            assert dead.raw is not None and dead.raw.decode() not in dlq, "dead-lettered twice"
+            dlq[dead.raw.decode()] = dead.reason
+    totals: dict[str, Decimal] = {}
+    for (scope, _day), update in e.take_cells().items():
+        if scope == "rep:r-1":
+            for key, value in update.values.items():
+                totals[key] = totals.get(key, 0) + value
+    return totals, dlq
+
+
+def every_order(events: list[ev.Event]) -> list[list[ev.Event]]:
+    return [list(p) for p in itertools.permutations(events)]
+
+
+def test_of_two_wins_the_earlier_counts_and_the_later_is_dead_lettered_in_any_order() -> None:
+    events = [created("c", T0), won("genuine", T0 + DAY, "5000"), won("bogus", T0 + DAY + 10 * 3600, "9999")]
+    for order in every_order(events):
+        totals, dlq = run(order)
+        assert totals["won"] == 1 and totals["bookings"] == Decimal("5000"), [e.event_id for e in order]
+        assert dlq == {"bogus": "invalid_transition"}, [e.event_id for e in order]
+
+
+def test_a_win_before_its_created_is_held_then_counted() -> None:
+    totals, dlq = run([won("w", T0 + DAY, "700"), moved("m", T0 + 3600, "demo"), created("c", T0)])
+    assert dlq == {}
+    assert totals["won"] == 1 and totals["bookings"] == Decimal("700")
+    # The move counted too: demo entered (and every earlier stage by the cumulative funnel).
+    assert totals["stage_entered|stage=demo"] == 1
+    assert "open_opps|stage=prospecting" not in totals  # closed: out of the open pipeline
+
+
+def test_held_events_count_nothing_while_they_wait() -> None:
+    totals, dlq = run([won("w", T0 + DAY, "700")])
+    assert dlq == {} and totals == {}
+
+
+def test_a_held_event_is_orphaned_once_it_falls_behind_the_lateness_horizon() -> None:
+    # Another opportunity's event, a week and a day later, moves this partition's clock on.
+    other = ev.OpportunityCreated(event_id="x", ts=T0 + LATENESS + DAY, opportunity_id="o-2", rep_id="r-1",
+                                  stage="prospecting")
+    totals, dlq = run([won("w", T0, "700"), other], advance_to=other.ts)
+    assert dlq == {"w": "orphaned"}
+    assert "won" not in totals
+
+
+def test_a_held_event_is_not_orphaned_within_the_horizon() -> None:
+    _, dlq = run([won("w", T0, "700")], advance_to=T0 + LATENESS - 60)
+    assert dlq == {}
+
+
+def test_a_move_after_the_close_is_invalid_whichever_arrives_first() -> None:
+    events = [created("c", T0), lost("l", T0 + DAY), moved("late-move", T0 + 2 * DAY, "demo")]
+    for order in every_order(events):
+        totals, dlq = run(order)
+        assert dlq == {"late-move": "invalid_transition"}, [e.event_id for e in order]
+        assert totals["lost"] == 1 and "stage_entered|stage=demo" not in totals
+
+
+def test_a_backwards_move_in_event_time_is_invalid_whichever_arrives_first() -> None:
+    events = [created("c", T0), moved("up", T0 + DAY, "proposal"), moved("down", T0 + 2 * DAY, "meeting")]
+    for order in every_order(events):
+        totals, dlq = run(order)
+        assert dlq == {"down": "invalid_transition"}, [e.event_id for e in order]
+        assert totals["open_opps|stage=proposal"] == 1
+
+
+def test_a_resent_dead_lettered_event_is_a_duplicate_not_a_second_dead_letter() -> None:
+    events = [created("c", T0), won("w1", T0 + DAY, "10"), won("w2", T0 + 2 * DAY, "20"), won("w2", T0 + 2 * DAY, "20")]
+    _, dlq = run(events)
+    assert dlq == {"w2": "invalid_transition"}
+
+
+def test_payments_before_their_invoice_wait_and_count_when_it_comes() -> None:
+    events = [payment("p", T0 + DAY, "100"), invoice("i", T0, "100")]
+    for order in every_order(events):
+        totals, dlq = run(order)
+        assert dlq == {}
+        assert totals["paid_count"] == 1 and totals["orders"] == 1
+
+
+def test_a_payment_whose_invoice_never_comes_is_orphaned() -> None:
+    later = invoice("other", T0 + LATENESS + DAY, "5", invoice_id="i-2")
+    totals, dlq = run([payment("p", T0, "100"), later], advance_to=later.ts)
+    assert dlq == {"p": "orphaned"}
+    assert "paid_count" not in totals
+
+
+@pytest.mark.parametrize("order", [("first", "second"), ("second", "first")])
+def test_two_invoices_under_one_id_the_one_dated_first_is_the_invoice(order: tuple[str, str]) -> None:
+    by_id = {"first": invoice("first", T0, "100"), "second": invoice("second", T0 + 3600, "250")}
+    totals, dlq = run([by_id[name] for name in order])
+    assert totals["invoiced"] == Decimal("100") and totals["orders"] == 1
+    assert dlq == {"second": "invalid_transition"}

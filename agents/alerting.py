@@ -150,18 +150,19 @@ class AlertOutput:
 
 
 def heartbeats(entities: Any, cells_partitions: int, last: dict[int, float]) -> list[tuple[int, bytes, bytes]]:
-    """(cells partition, key, value): each entity partition's stream time, to every cells partition.
+    """(cells partition, key, value): what each entity partition's inputs have all passed, to every cells partition.
 
     Sent after the flush's cells, so a rollup knows when every entity partition has passed
     a day (see kpi_state/watermark.py); only when that time moved (`last` remembers), so an
     idle pipeline sends nothing.
     """
     out = []
-    for source, engine in sorted(entities.engines.items()):
-        if engine.now is None or last.get(source) == engine.now:
+    for source in sorted(entities.engines):
+        mark = entities.progress.watermark(source)
+        if mark is None or last.get(source) == mark:
             continue
-        last[source] = engine.now
-        value = pack_cells(source, engine.now, {})
+        last[source] = mark
+        value = pack_cells(source, mark, {})
         out += [(p, HEARTBEAT_SCOPE.encode(), value) for p in range(cells_partitions)]
     return out
 

@@ -59,9 +59,11 @@ class RollupStage:
         for message in messages:
             scope = message.key.decode()
             cells = unpack_cells(message.value)
-            self.watermark.see(cells.partition, message.partition, cells.newest_ts)
             self.owned.add(message.partition)
             if scope == HEARTBEAT_SCOPE:
+                # Only a heartbeat says "everything before me from that partition is here":
+                # a batch may end in the middle of one flush's cells.
+                self.watermark.see(cells.partition, message.partition, cells.newest_ts)
                 continue
             for day, (values, members) in cells.days.items():
                 self.rollup.update(cells.partition, scope, day, CellUpdate(values, members))

@@ -104,7 +104,6 @@ def run_scenario(env, start_worker, tmp_path, *, kill: bool, failures: int):
         worker = start_worker(env, timeout=120)
     producer.join()
     wait_until_drained(worker, 0, timeout=300)
-    import sys; print("DEBUG", [(r["labels"]["scope"], r["status"], r["startsAt"], r["endsAt"], r["value"]) for r in alert_records(env)], receiver.requests[:1], file=sys.stderr)
     wait_for(lambda: len(receiver.delivered()) >= 2, timeout=60, what="two notifications")
     time.sleep(2)  # anything extra would show up now
     return worker, receiver, alert_records(env)
@@ -117,7 +116,9 @@ def check(worker, receiver, records):
     assert firing["episode"] == resolved["episode"] and firing["startsAt"] == resolved["startsAt"]
     assert firing["endsAt"] is None and resolved["endsAt"] > firing["startsAt"]
     assert firing["value"] < 0.08 and resolved["value"] >= 0.22 and firing["threshold"] == 0.08
-    assert "2026-07" <= firing["startsAt"] < "2026-08-15"  # during the collapse (event time)
+    # Judged on whole event-time days: the same instants as an in-process run of the same
+    # events with one partition (how fast or in which order partitions go does not matter).
+    assert (firing["startsAt"], resolved["endsAt"]) == ("2026-07-14T00:00:00Z", "2026-08-16T00:00:00Z")
     assert firing["context"]["reading"].startswith("work better")
     delivered = receiver.delivered()
     assert set(delivered) == {firing["id"], resolved["id"]}

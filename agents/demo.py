@@ -11,7 +11,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 
 from agents.embedded import (
@@ -22,6 +22,7 @@ from agents.embedded import (
     port_open,
     redis_reachable,
 )
+from exporters.alerts_board import alerts_table, fetch_alerts
 from exporters.board import BOARD_WINDOWS, board_table
 
 DEFAULT_WEB_PORT = 6066
@@ -118,7 +119,9 @@ def render_board(web: str):
         if fetched is None:
             return None
         records += fetched
-    return board_table(records, title=f"Sales KPIs · {time.strftime('%H:%M:%S')}")
+    board = board_table(records, title=f"Sales KPIs · {time.strftime('%H:%M:%S')}")
+    firing = fetch_alerts(web)
+    return Group(board, alerts_table(firing)) if firing else board
 
 
 def watch_board(

@@ -98,11 +98,11 @@ class AlertBook:
         for window in self.windows:
             start, results = view.results_as_of(scope, window, day)
             by_kpi = {r.kpi: r for r in results if not r.dims}
-            covered = view.covered(window, day)
             for rule in self.rules:
                 if window not in rule.windows:
                     continue
                 result = by_kpi.get(rule.kpi)
+                covered = view.covered(window, day, rule.kpi)
                 value = _num(result.value) if result is not None and covered else None
                 sample = None
                 if result is not None:

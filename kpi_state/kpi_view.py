@@ -147,10 +147,11 @@ class KpiView:
         results = list(self._results((scope, window, start), totals, day))
         return start, results + list(attainment(results, self.thresholds.objectives(scope, window)))
 
-    def covered(self, window: str, day: date | None = None) -> bool:
-        """A rolling window is judged only once the data covers all of it (no ramp-up reds)."""
+    def covered(self, window: str, day: date | None = None, kpi: str | None = None) -> bool:
+        """A rolling window of a count or sum is judged only once the data covers all of it:
+        those grow with the days covered (no ramp-up reds); ratios and means do not."""
         days = ROLLING_DAYS.get(window)
-        if days is None:
+        if days is None or (kpi is not None and CATALOGUE[kpi].unit in ("ratio", "days")):
             return True
         newest = day or self.rollup.newest_day
         return (self._first_day is not None and newest is not None
@@ -161,7 +162,7 @@ class KpiView:
         return self._first_day
 
     def status(self, result: KpiResult, scope: str, window: str, day: date | None = None) -> str:
-        if not self.covered(window, day):
+        if not self.covered(window, day, result.kpi):
             return "unknown"
         sample = result.denominator if result.denominator is not None else result.value
         return self.thresholds.status(result.kpi, scope, window, _num(result.value), _num(sample),

@@ -30,7 +30,9 @@ FILE = textwrap.dedent("""\
             window: month
             value: 0.4
       calls:
-        windows: [month]
+        windows: [month, 7d]
+        direction: higher
+        red: 10
         objectives:
           - scope: "rep:a"
             window: month
@@ -61,14 +63,16 @@ def test_status_per_scope_and_window():
     assert recs[("win_rate", "rep:b", "month", ())].status == "unknown"    # 3 closed < min_sample 5
     assert recs[("win_rate", "rep:star", "month", ())].status == "red"     # 0.4 < override 0.5
     assert recs[("win_rate", "rep:a", "quarter", ())].status == "unknown"  # window not judged
-    assert recs[("calls", "rep:a", "month", ())].status == "unknown"       # objectives only
+    assert recs[("calls", "rep:a", "month", ())].status == "green"
 
 
-def test_rolling_window_waits_until_the_data_covers_it():
-    early = {("rep:a", "2026-11-01"): {"won": 1, "lost": 9}}
-    assert by_key(view_with(early, T0))[("win_rate", "rep:a", "7d", ())].status == "unknown"
-    covered = {("rep:a", "2026-10-27"): {"calls": 1}, ("rep:a", "2026-11-01"): {"won": 1, "lost": 9}}
-    assert by_key(view_with(covered, T0))[("win_rate", "rep:a", "7d", ())].status == "red"
+def test_rolling_window_of_a_count_waits_until_the_data_covers_it():
+    early = {("rep:a", "2026-11-01"): {"won": 1, "lost": 9, "calls": 5}}
+    recs = by_key(view_with(early, T0))
+    assert recs[("calls", "rep:a", "7d", ())].status == "unknown"  # two days of data: not judged
+    assert recs[("win_rate", "rep:a", "7d", ())].status == "red"  # a ratio does not ramp up
+    covered = {("rep:a", "2026-10-27"): {"calls": 1}, ("rep:a", "2026-11-01"): {"won": 1, "lost": 9, "calls": 5}}
+    assert by_key(view_with(covered, T0))[("calls", "rep:a", "7d", ())].status == "red"
 
 
 def test_objective_attainment_for_configured_scope_and_window_only():

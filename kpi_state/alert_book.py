@@ -18,6 +18,7 @@ import msgspec
 from kpi_state.alert_records import BENEATH, alert_key, build_record
 from kpi_state.alerts import AlertState, Observation, Transition, step
 from kpi_state.catalogue import CATALOGUE
+from kpi_state.directory import UNASSIGNED
 from kpi_state.formulas import KpiResult
 from kpi_state.kpi_view import KpiView
 from kpi_state.thresholds import KpiRule, Thresholds
@@ -82,6 +83,8 @@ class AlertBook:
         added = 0
         stamp = day.isoformat()
         for scope in sorted(set(scopes) | set(self.scopes)):
+            if scope.endswith(f":{UNASSIGNED}"):
+                continue  # a catch-all bucket (billing without a rep), nobody's team: no alerts
             alerts = self.scopes.get(scope)
             if alerts is not None and alerts.day >= stamp:
                 continue  # judged before a restart

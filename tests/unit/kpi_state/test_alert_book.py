@@ -144,3 +144,12 @@ def test_fingerprint_matches_prometheus_common_vectors():
     # Expected values from prometheus/common model/signature_test.go (LabelsToSignature).
     assert fingerprint({}) == f"{14695981039346656037:016x}"
     assert fingerprint({"name": "garland, briggs", "fear": "love is not enough"}) == f"{5799056148416392346:016x}"
+
+
+def test_unassigned_buckets_raise_no_alerts():
+    rollup, view, book = setup()
+    for scope in ("team:unassigned", "region:unassigned"):
+        put(rollup, view, scope, "2026-11-02", won=0, lost=9)
+        put(rollup, view, scope, "2026-11-03", won=0, lost=9)
+    judge(book, view, ["team:unassigned", "region:unassigned"], "2026-11-02")
+    assert judge(book, view, ["team:unassigned", "region:unassigned"], "2026-11-03") == 0

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DURATION ?=
 PYTEST_ARGS ?=
 
-.PHONY: install demo test unit soak bench lint clean
+.PHONY: install demo test unit soak bench lint clean dashboards
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ test: $(STAMP)
 
 # The fast loop: unit tests only (no broker, no Redis).
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit tests/oracle -q -m "not slow" $(PYTEST_ARGS)
 
 # The crash tests again and again, with other traffic and kill points each time.
 SOAK_RUNS ?= 20
@@ -33,6 +33,11 @@ soak: $(STAMP)
 	  echo "== soak run $$seed/$(SOAK_RUNS)"; \
 	  KPI_TEST_SEED=$$seed $(BIN)/python -m pytest -q tests/integration/test_crash_recovery.py $(PYTEST_ARGS) || exit 1; \
 	done
+
+# The Grafana boards under deploy/ (tests/unit/exporters/test_dashboards.py checks they are current).
+THRESHOLDS ?= $(firstword $(wildcard kpi_state/defaults/thresholds.yaml) tests/data/thresholds.yaml)
+dashboards: $(STAMP)
+	$(BIN)/kpi-pipeline dashboards --out deploy/grafana/dashboards --thresholds $(THRESHOLDS) --currency EUR
 
 clean:
 	rm -rf $(VENV) .pytest_cache .kpi-pipeline

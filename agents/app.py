@@ -33,7 +33,7 @@ from agents.alerting import install_alerting
 from agents.thresholds_command import read_thresholds
 from agents.web import register_pages
 from exporters.kafka_out import KafkaOut
-from exporters.pipeline_metrics import PipelineMetrics
+from exporters.pipeline_metrics import InputFreshness, PipelineMetrics
 from exporters.prometheus import KpiCollector
 from exporters.redis_sink import RedisSink
 from kpi_state.directory import RepDirectory
@@ -93,8 +93,11 @@ class Runtime:
             KpiCollector(
                 self, settings.max_series_per_kpi,
                 on_fold=lambda kpi, n: self.metrics.series_folded.labels(kpi).inc(n),
+                currency=settings.reporting_currency,
+                on_collected=self.metrics.scrape_duration.observe,
             )
         )
+        self.registry.register(InputFreshness(lambda: self.clock.newest))
         self.out = KafkaOut(settings)
         self.redis = RedisSink(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
         self.gate = StepGate(("edge", "entities", "rollup"))
@@ -215,6 +218,7 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
     async def on_assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
         # Each stage reads back the state of exactly the partitions it now owns, before
         # its agent handles a record.
+        runtime.metrics.rebalances.inc()
         async with gate.rebalancing():
             gate.owned = set(assigned or ())
             for stage, (source, recover) in stages.items():
@@ -313,16 +317,26 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         # Committed offsets, not read ones: lag 0 means processed, persisted and acked.
         consumer = app.consumer
         committed = getattr(consumer, "_committed_offset", {})
+        lags: dict[tuple[str, str], int] = {}
+        owned: dict[str, int] = {}
         for tp in consumer.assignment():
             if tp.topic not in watched:
                 continue
+            owned[tp.topic] = owned.get(tp.topic, 0) + 1
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
             done = committed.get(tp)
-            runtime.metrics.lag.labels(tp.topic, str(tp.partition)).set(
-                max(0, highwater - (done + 1 if done is not None else 0))
-            )
+            lags[(tp.topic, str(tp.partition))] = max(0, highwater - (done + 1 if done is not None else 0))
+        # Partitions handed to another worker leave this worker's page (no await in
+        # between, so a scrape never sees the gauges half rebuilt).
+        metrics = runtime.metrics
+        metrics.lag.clear()
+        for (topic, partition), lag in lags.items():
+            metrics.lag.labels(topic, partition).set(lag)
+        metrics.assigned_partitions.clear()
+        for topic, count in owned.items():
+            metrics.assigned_partitions.labels(topic).set(count)
 
     @app.task
     async def connect_sinks() -> None:

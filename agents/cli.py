@@ -158,6 +158,21 @@ def replay(
 
 
 @cli.command()
+def dashboards(
+    out: Path = typer.Option(Path("deploy/grafana/dashboards"), "--out", help="directory of the JSON files"),
+    thresholds: Optional[Path] = typer.Option(
+        None, "--thresholds", help="thresholds file for the colours (env KPI_THRESHOLDS_FILE; default: shipped)"
+    ),
+    currency: Optional[str] = typer.Option(None, "--currency", help="reporting currency (env KPI_REPORTING_CURRENCY)"),
+) -> None:
+    """Write the Grafana boards (rep, director, executive, quality) as JSON files."""
+    from agents.dashboards_command import run_dashboards
+
+    currency = currency or load_settings().reporting_currency
+    raise typer.Exit(run_dashboards(out, thresholds, currency, console, err_console))
+
+
+@cli.command()
 def kpis(
     scope: str = typer.Option("global", "--scope", help="e.g. rep:r-01, team:t-emea-1, region:emea, global"),
     window: Optional[str] = typer.Option(None, "--window", help="day, week, month, quarter, year, 7d, 30d, 90d, all"),

@@ -64,7 +64,8 @@ class EntityStage:
             engine = self.engine(message.partition)
             try:
                 outcome = engine.apply(
-                    entity_key(event), event, message.offset, fingerprint(event), message.value
+                    entity_key(event), event, message.offset, fingerprint(event), message.value,
+                    f"{original.topic}|{original.partition}",
                 )
             except Exception:  # noqa: BLE001 - a bug must cost one record, never the stream
                 log.exception(

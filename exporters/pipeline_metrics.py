@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+NEWEST_EVENT_METRIC = "kpi_pipeline_input_newest_event_timestamp_seconds"
 
 
 class PipelineMetrics:
-    """Counters and gauges the agents update; one instance per app, never global."""
+    """Counters and gauges the agents update; one instance per app, never global.
+
+    Each worker counts only what passes through the partitions it owns, so a sum over
+    workers counts every record once; gauges of partitions it lost are removed.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.events_in = Counter(
@@ -87,4 +97,53 @@ class PipelineMetrics:
             "KPI series exposed under scope id `other` because a KPI passed its series limit",
             ["kpi"],
             registry=registry,
+        )
+        self.scrape_duration = Histogram(
+            "kpi_pipeline_scrape_duration_seconds",
+            "Time to collect and format the KPI families of one /metrics scrape",
+            registry=registry,
+        )
+        self.assigned_partitions = Gauge(
+            "kpi_pipeline_assigned_partitions",
+            "Partitions of each topic this worker consumes now",
+            ["topic"],
+            registry=registry,
+        )
+        self.rebalances = Counter(
+            "kpi_pipeline_rebalances",
+            "Partition assignments this worker received (each one reloads stage state)",
+            registry=registry,
+        )
+
+
+class InputFreshness(Collector):
+    """Newest event time (occurred_at) per input topic over the partitions this worker owns.
+
+    Read at scrape time from the stream clock (keys `topic|partition`), so partitions
+    handed to another worker stop counting here at once; `max by (topic)` over workers
+    gives the topic's freshness, `time() - …` how long it has been silent.
+    """
+
+    def __init__(self, newest: Callable[[], Mapping[str, float]]) -> None:
+        self.newest = newest
+
+    def describe(self) -> list[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        by_topic: dict[str, float] = {}
+        for name, ts in self.newest().items():
+            topic = name.rsplit("|", 1)[0]
+            by_topic[topic] = max(ts, by_topic.get(topic, ts))
+        family = self._family()
+        for topic, ts in sorted(by_topic.items()):
+            family.add_metric([topic], ts)
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            NEWEST_EVENT_METRIC,
+            "Newest event time (occurred_at) seen on each input topic, Unix seconds",
+            labels=["topic"],
         )

@@ -19,10 +19,18 @@ class KpiSpec:
 
     @property
     def metric_name(self) -> str:
-        # Prometheus conventions: base units (seconds), unit suffix, no suffix for counts.
-        base = self.name.removesuffix("_days")
-        suffix = {"count": "", "ratio": "_ratio", "days": "_seconds", "money": ""}[self.unit]
-        return f"sales_kpi_{base}{suffix}"
+        """The Prometheus family name: base units, the unit once as a suffix, no other unit word.
+
+        Days become `_seconds` (values scaled by `metric_scale`), 0–1 fractions `_ratio`;
+        counts, money (reporting currency, named in the help) and unbounded factors carry
+        no suffix. Names that would read badly under those rules are spelled in METRIC_BASES.
+        """
+        base, fraction = METRIC_BASES.get(self.name, (self.name, True))
+        if self.unit == "days":
+            return f"sales_kpi_{base.removesuffix('_days')}_seconds"
+        if self.unit == "ratio" and fraction:
+            return f"sales_kpi_{base}_ratio"
+        return f"sales_kpi_{base}"
 
     @property
     def metric_scale(self) -> float:
@@ -84,4 +92,17 @@ ACTIVITY_EVENT_KPI: dict[str, str] = {
     "meeting.booked": "meetings_booked",
     "demo.completed": "demos",
     "prospect.contacted": "prospects_contacted",
+}
+
+# Prometheus base names where the KPI name does not fit the conventions, and whether a
+# ratio KPI is a 0–1 fraction (`_ratio`) or an unbounded factor (no suffix).
+METRIC_BASES: dict[str, tuple[str, bool]] = {
+    "meeting_rate": ("meetings_per_call", False),  # can exceed 1: meetings booked without a call
+    "win_rate": ("win", True),
+    "sales_cycle_days": ("sales_cycle_duration", True),
+    "days_to_pay": ("payment_delay", True),  # `days` is a unit word even inside the name
+    "revenue_growth": ("revenue_growth", False),  # negative or above 1
+    "purchase_frequency": ("purchase_frequency", False),
+    "ltv_to_cac": ("ltv_to_cac", False),
+    "objective_attainment": ("objective_attainment", False),  # 1.2 = 120 % of the objective
 }

@@ -45,6 +45,10 @@ class ViewConfig:
         return self.thresholds if self.thresholds is not None else default_thresholds()
 
 
+# clv and ltv_to_cac exist only for windows of a month or longer (CONTRACT §4).
+CLV_WINDOWS = frozenset({"month", "quarter", "year", "30d", "90d", "all"})
+
+
 def _num(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
@@ -128,8 +132,11 @@ class KpiView:
         if totals is None:
             totals = rollup.totals(scope, window, start)
         yield from windowed(totals, config.stages)
-        length = window_days(window, start, config.tz, self._first_day, day or rollup.newest_day)
-        yield from lifetime_value(totals, length, config.customer_lifetime_days)
+        if window in CLV_WINDOWS:
+            # Shorter windows would extrapolate one purchase into a lifetime of daily ones.
+            first = rollup.first_invoice_day(scope) if window == "all" else None
+            length = window_days(window, start, config.tz, first, day or rollup.newest_day)
+            yield from lifetime_value(totals, length, config.customer_lifetime_days)
         if window in CALENDAR_WINDOWS:
             yield from growth(totals, rollup.totals(scope, window, previous_start(window, start)))
         if window == "all":

@@ -2,7 +2,7 @@
 
 Connectors that send no Kafka key spread one opportunity's events over input partitions
 consumed at different speeds, so they arrive in any order. The history keeps each event
-compactly, sorted by (occurred_at, event_id), and judges all of them again whenever one
+compactly, sorted by event time (see `event_time_order` for ties), and judges all of them again whenever one
 arrives, with the same rules as `OpportunityState` (which it replays them into):
 
 - events dated before the opportunity's `created` wait (held), whether or not that
@@ -50,9 +50,17 @@ class Fact(msgspec.Struct, array_like=True, gc=False):
     amount: Decimal | None = None  # created: expected value; won: the won amount
     raw: bytes | None = None
 
-    @property
-    def order(self) -> tuple[float, str]:
-        return (self.ts, self.event_id)
+
+def event_time_order(stages: tuple[str, ...]):
+    """The sort key of facts: event time; at one instant the creation first, then moves in
+    stage order, then closes; then the event id. Exports with one date per row give the
+    creation and the first move the same instant, and an id must not decide between them."""
+    position = {stage: i for i, stage in enumerate(stages)}
+
+    def key(fact: Fact) -> tuple[float, int, int, str]:
+        return (fact.ts, min(fact.kind, WON), position.get(fact.stage or "", -1), fact.event_id)
+
+    return key
 
 
 def fact_of(event: Event, raw: bytes | None) -> Fact:
@@ -75,7 +83,7 @@ def _event_of(fact: Fact, opportunity_id: str) -> Event:
 
 
 class OpportunityHistory(msgspec.Struct, kw_only=True, dict=True):
-    """Counted and held events of one opportunity, sorted by (occurred_at, event_id)."""
+    """Counted and held events of one opportunity, in event-time order."""
 
     opportunity_id: str
     facts: list[Fact] = msgspec.field(default_factory=list)
@@ -87,7 +95,7 @@ class OpportunityHistory(msgspec.Struct, kw_only=True, dict=True):
     def add(self, event: Event, raw: bytes | None, stages: tuple[str, ...]) -> Judged:
         fact = fact_of(event, raw)
         facts = list(self.facts)
-        bisect.insort(facts, fact, key=lambda f: f.order)
+        bisect.insort(facts, fact, key=event_time_order(stages))
         verdicts, state = _judge(facts, self.opportunity_id, stages)
         dead = [(f, v) for f, v in zip(facts, verdicts) if v not in (None, HELD)]
         if any(f is not fact and f.raw is None for f, _ in dead):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
+import msgspec
+
 from kpi_state.activity import ActivityState
 from kpi_state.calendar import local_date
 from kpi_state.day_cells import CellUpdate, DayCells
@@ -24,6 +26,18 @@ from kpi_state.entity_kinds import KINDS, kind_of
 from kpi_state.events import Event
 
 APPLIED = "applied"
+# The engine's own record in the state topic: its clock and the watermark's sources.
+ENGINE_KEY = b"~engine"
+
+
+class EngineClock(msgspec.Struct, array_like=True):
+    """The newest event time judged, and per source partition the newest seen from it."""
+
+    now: float | None = None
+    sources: dict[str, float] = msgspec.field(default_factory=dict)
+
+
+_clock_codec = (msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(EngineClock))
 
 
 class PartitionEngine:
@@ -42,6 +56,12 @@ class PartitionEngine:
         self.states: dict[bytes, Any] = {}
         self.dirty: set[bytes] = set()
         self.now: float | None = None
+        # Newest event time seen from each source partition. Its minimum is the watermark:
+        # an event still to come from a source is at most `lateness` older than what that
+        # source sent last (its edge checks that), so events behind watermark − lateness
+        # can no longer be matched or withdrawn by anything that arrives.
+        self.sources: dict[str, float] = {}
+        self._clock_dirty = False
         # (due time, entity) of customers whose overdue snapshot changes at that time.
         self._due: list[tuple[float, bytes]] = []
         # (time, entity) at which an entity has events to settle at the lateness horizon.
@@ -53,12 +73,19 @@ class PartitionEngine:
         self._day = ""
 
     # --- events -------------------------------------------------------------------------
-    def apply(self, key: bytes, event: Event, offset: int, fingerprint: int, raw: bytes | None = None) -> str:
+    def apply(
+        self, key: bytes, event: Event, offset: int, fingerprint: int, raw: bytes | None = None,
+        source: str | None = None,
+    ) -> str:
         """`applied`, `held`, `replayed`, `duplicate`, or the DLQ reason of a refused event.
 
         `raw` is the record as it arrived, kept while the event may still leave for the DLQ
         (withdrawn by an earlier event, or orphaned); such events are in `take_dead()`.
+        `source` names the input partition the event came from (for the watermark).
         """
+        if source is not None and event.ts > self.sources.get(source, float("-inf")):
+            self.sources[source] = event.ts
+            self._clock_dirty = True
         record = self.records.get(key)
         if record is None:
             record = EntityRecord(kind=kind_of(key))
@@ -92,13 +119,18 @@ class PartitionEngine:
         # Every judged id is remembered: a re-sent copy is a duplicate, whatever the verdict.
         record.mark(offset, event.event_id, fingerprint, event.ts, self.horizon)
         self._keep(key, record)
-        if outcome in (APPLIED, HELD) and (self.now is None or event.ts > self.now):
+        if self.now is None or event.ts > self.now:
             self.now = event.ts
+            self._clock_dirty = True
         return outcome
 
     def take_dead(self) -> list[Withdrawn]:
         dead, self.dead = self.dead, []
         return dead
+
+    @property
+    def watermark(self) -> float | None:
+        return min(self.sources.values()) if self.sources else None
 
     def held_events(self) -> int:
         return sum(self.held.values())
@@ -113,13 +145,16 @@ class PartitionEngine:
             _, key = heapq.heappop(self._due)
             if key in self.states:
                 self._refresh(key)
-        while self._expiry and self._expiry[0][0] < clock:
+        watermark = self.watermark
+        if watermark is None:
+            return
+        while self._expiry and self._expiry[0][0] < watermark:
             _, key = heapq.heappop(self._expiry)
             state = self.states.get(key)
             if state is None:
                 continue
             kind = KINDS[self.records[key].kind]
-            orphaned = kind.expire(state, clock - self.lateness, self.stages)
+            orphaned = kind.expire(state, watermark - self.lateness, self.stages)
             if orphaned:
                 self.dead.extend(orphaned)
                 self._refresh(key)
@@ -135,16 +170,21 @@ class PartitionEngine:
             record.body = KINDS[record.kind].encode(self.states[key]) if key in self.states else b""
             out[key] = encode_record(record)
         self.dirty.clear()
+        if self._clock_dirty:
+            out[ENGINE_KEY] = _clock_codec[0].encode(EngineClock(self.now, self.sources))
+            self._clock_dirty = False
         return out
 
     def load(self, key: bytes, raw: bytes) -> None:
         """Adopt a record recovered from the changelog; call `rebuild` after the last one."""
+        if key == ENGINE_KEY:
+            clock = _clock_codec[1].decode(raw)
+            self.now, self.sources = clock.now, dict(clock.sources)
+            return
         record = decode_record(raw)
         self.records[key] = record
         if record.body:
             self.states[key] = KINDS[record.kind].decode(record.body)
-            if record.newest_ts and (self.now is None or record.newest_ts > self.now):
-                self.now = record.newest_ts
 
     def rebuild(self) -> None:
         """Recompute every cell from the entity states (after recovery or a rep moving team)."""

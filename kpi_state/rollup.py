@@ -64,6 +64,8 @@ class Rollup:
         self._newest_day: date | None = None
         self._rolling_dirty: set[str] = set()
         self.scopes: set[str] = set()
+        # Local days holding an invoice, per scope: `all` lasts from the first of them.
+        self.invoice_days: dict[str, set[str]] = {}
 
     # --- writes -------------------------------------------------------------------------
     def update(self, partition: int, scope: str, day: str, update: CellUpdate) -> None:
@@ -83,6 +85,12 @@ class Rollup:
             merged.add(update.values, update.members, +1)
         else:
             by_partition.pop(partition, None)
+        if day:
+            days = self.invoice_days.setdefault(scope, set())
+            if merged.values.get("orders"):
+                days.add(day)
+            else:
+                days.discard(day)
         if scope not in self.scopes:
             self.scopes.add(scope)
             # Every known scope shows its current periods, whether or not this update
@@ -141,6 +149,10 @@ class Rollup:
         if window in ROLLING_DAYS:
             return self._rolling(scope, ROLLING_DAYS[window])
         return self.periods.get((scope, window, start)) or Totals()
+
+    def first_invoice_day(self, scope: str) -> date | None:
+        days = self.invoice_days.get(scope)
+        return date.fromisoformat(min(days)) if days else None
 
     def current_start(self, window: str) -> str:
         if window in CALENDAR_WINDOWS and self._newest_day is not None:

@@ -57,6 +57,7 @@ def wait_until_drained(worker: Any, expected_in: int, timeout: float = 300) -> d
         status = json.loads(worker.get("/status"))
         drained = (
             status["events_in"] >= expected_in
+            and owns_every_partition(worker, status)
             and status["lag"] and not any(status["lag"].values())
             and not status["unpublished"]
             and previous is not None and status["records_published"] == previous["records_published"]
@@ -64,6 +65,17 @@ def wait_until_drained(worker: Any, expected_in: int, timeout: float = 300) -> d
         quiet = quiet + 1 if drained else 0
         previous = status
     return previous
+
+
+def owns_every_partition(worker: Any, status: dict) -> bool:
+    """The worker owns every partition of its inputs: a restarted worker first shares the
+    group with the dead one until its session expires, and lag 0 on half of the partitions
+    is not drained."""
+    env = worker.env
+    count = int(env.get("KPI_TOPIC_PARTITIONS", "4"))
+    app = env["KPI_APP_ID"]
+    topics = (env["KPI_TOPIC_CRM"], env["KPI_TOPIC_BILLING"], f"{app}-entity-events", f"{app}-cells")
+    return all(f"{topic}[{p}]" in status["lag"] for topic in topics for p in range(count))
 
 
 def close(a: float | None, b: float | None) -> bool:

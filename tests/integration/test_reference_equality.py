@@ -103,3 +103,36 @@ def test_real_crm_export_matches_the_reference(pipeline_env, start_worker):
     won = published[("won_deals", "global", "all", "", ())]["value"]
     assert won == 4238
     assert published[("win_rate", "global", "all", "", ())]["value"] == pytest.approx(4238 / 6711)
+
+
+@pytest.mark.timeout(1200)
+def test_the_crm_export_without_keys_over_four_partitions_matches_the_reference(pipeline_env, start_worker):
+    # Connectors that send no key spread one opportunity's events over every input
+    # partition, consumed at different speeds: the result must not depend on it.
+    data = shared_dir() / "data" / "crm-sales-opportunities"
+    require((data / "sales_pipeline.csv").exists(), f"CRM export missing in {data}")
+    mapping = ColumnMapping(product_catalogue=load_product_catalogue(data / "products.csv"))
+    result = replay_file(data / "sales_pipeline.csv", mapping, stages=DEFAULT_STAGES)
+    reps = load_rep_directory(data / "sales_teams.csv")
+    directory = {e["data"]["rep_id"]: (e["data"]["team_id"], e["data"]["region_id"]) for e in reps}
+    env = dict(pipeline_env, KPI_REPORTING_CURRENCY="EUR", KPI_TOPIC_PARTITIONS="4")
+    records = [(env["KPI_TOPIC_CRM"], None, json.dumps(e).encode()) for e in result.events]
+    asyncio.run(produce(env, [(env["KPI_TOPIC_REPS"], e["data"]["rep_id"].encode(), json.dumps(e).encode()) for e in reps]))
+    worker = start_worker(env)
+    asyncio.run(produce_spread(env, records, partitions=4))
+    published = assert_equal_to_reference(worker, env, records, directory, len(records))
+    assert published[("won_deals", "global", "all", "", ())]["value"] == 4238
+
+
+async def produce_spread(env: dict[str, str], records, partitions: int) -> None:
+    """Without keys, round robin over the partitions (as many connectors do)."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=hosts(env), linger_ms=5)
+    await producer.start()
+    try:
+        for index, (topic, _, value) in enumerate(records):
+            await producer.send(topic, value=value, partition=index % partitions)
+        await producer.flush()
+    finally:
+        await producer.stop()

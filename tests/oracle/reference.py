@@ -66,6 +66,8 @@ from tests.oracle import periods
 DEFAULT_STAGES = ("prospecting", "qualified", "meeting", "demo", "proposal", "negotiation")
 CALENDAR_WINDOWS = ("day", "week", "month", "quarter", "year")
 ROLLING_WINDOWS = {"7d": 7, "30d": 30, "90d": 90}
+# clv and ltv_to_cac exist only for windows of a month or longer (CONTRACT §4).
+CLV_WINDOWS = ("month", "quarter", "year", "30d", "90d", "all")
 UNASSIGNED = "unassigned"
 SECONDS_PER_DAY = 86400
 
@@ -377,7 +379,8 @@ def _clv(t: _Totals, window_days: int, lifetime_days: int) -> Ratio:
     return _divide(t.revenue() * lifetime_days, len(t.customers) * window_days)
 
 
-def _periodic_kpis(t: _Totals, stages: Sequence[str], window_days: int, lifetime_days: int) -> dict:
+def _periodic_kpis(t: _Totals, stages: Sequence[str], window_days: int | None, lifetime_days: int) -> dict:
+    """`window_days` is None for windows shorter than a month (they get no clv)."""
     out: dict[tuple[str, tuple], Ratio] = {}
     for name in ("calls", "emails", "meetings_booked", "demos", "prospects_contacted", "opportunities_created"):
         out[(name, ())] = _plain(t(name))
@@ -404,14 +407,15 @@ def _periodic_kpis(t: _Totals, stages: Sequence[str], window_days: int, lifetime
     cac = _divide(t.money("spend"), t("new_customers"))
     out[("cac", ())] = cac
     out[("purchase_frequency", ())] = _divide(t("orders"), len(t.customers))
-    clv = _clv(t, window_days, lifetime_days)
-    out[("clv", ())] = clv
-    if clv.value is None or cac.value is None:
-        out[("ltv_to_cac", ())] = _UNDEFINED
-    else:
-        clv_exact = Fraction(clv.numerator) / Fraction(clv.denominator)
-        cac_exact = Fraction(cac.numerator) / Fraction(cac.denominator)
-        out[("ltv_to_cac", ())] = _divide(clv_exact, cac_exact)
+    if window_days is not None:
+        clv = _clv(t, window_days, lifetime_days)
+        out[("clv", ())] = clv
+        if clv.value is None or cac.value is None:
+            out[("ltv_to_cac", ())] = _UNDEFINED
+        else:
+            clv_exact = Fraction(clv.numerator) / Fraction(clv.denominator)
+            cac_exact = Fraction(cac.numerator) / Fraction(cac.denominator)
+            out[("ltv_to_cac", ())] = _divide(clv_exact, cac_exact)
     out[("days_to_pay", ())] = _divide(t("paid_days"), t("paid_count"))
     return out
 
@@ -456,10 +460,17 @@ def compute_reference(
         return {}
     if now is None:
         now = max(event.ts for event in applied)
-    first_ts = min(event.ts for event in applied)
 
-    # Validity is judged in event-time order (ties by event id), whatever the arrival order.
-    in_event_time = sorted(applied, key=lambda event: (event.ts, event.event_id))
+    # Validity is judged in event-time order, whatever the arrival order. At one instant a
+    # creation comes first, then moves in stage order, then closes; then the event id.
+    rank = {"opportunity.created": 0, "opportunity.stage_changed": 1}
+    position = {stage: i for i, stage in enumerate(stages)}
+
+    def in_order(event: ev.Event) -> tuple:
+        stage = getattr(event, "stage", None) or getattr(event, "to_stage", None) or ""
+        return (event.ts, rank.get(event.type, 2), position.get(stage, -1), event.event_id)
+
+    in_event_time = sorted(applied, key=in_order)
     opps = _replay_opportunities(in_event_time, stages)
     invoices = _replay_invoices(in_event_time)
     facts: list[_Fact] = []
@@ -500,7 +511,6 @@ def compute_reference(
                 overdue[scope] += outstanding
 
     newest_day = periods.local_day(now, tz)
-    first_day = periods.local_day(first_ts, tz)
 
     def totals(scope: str, lo: date | None = None, hi: date | None = None) -> _Totals:
         """Facts of `scope` on local days lo ≤ day < hi."""
@@ -527,7 +537,8 @@ def compute_reference(
                 current = totals(scope, start, end)
                 previous = totals(scope, periods.first_day_before(start, window), start)
                 window_start = periods.utc_text(periods.local_midnight(start, tz))
-                values = _periodic_kpis(current, stages, (end - start).days, customer_lifetime_days)
+                length = (end - start).days if window in CLV_WINDOWS else None
+                values = _periodic_kpis(current, stages, length, customer_lifetime_days)
                 values.update(_change_kpis(current, previous))
                 emit(scope, window, window_start, values)
 
@@ -535,10 +546,13 @@ def compute_reference(
             lo = newest_day - timedelta(days=n - 1)
             current = totals(scope, lo, newest_day + timedelta(days=1))
             if current.count or rolling_for_idle_scopes:
-                emit(scope, window, "", _periodic_kpis(current, stages, n, customer_lifetime_days))
+                length = n if window in CLV_WINDOWS else None
+                emit(scope, window, "", _periodic_kpis(current, stages, length, customer_lifetime_days))
 
         lifetime = totals(scope)
-        all_days = (newest_day - first_day).days + 1
+        # `all` lasts from the scope's first invoice to the newest event time, whole days.
+        invoice_days = [day for day, day_facts in days.items() if any(f.name == "orders" for f in day_facts)]
+        all_days = (newest_day - min(invoice_days)).days + 1 if invoice_days else 1
         values = _periodic_kpis(lifetime, stages, all_days, customer_lifetime_days)
         values[("overdue_receivables", ())] = _plain(overdue.get(scope, Decimal(0)))
         counts = open_count.get(scope, {})

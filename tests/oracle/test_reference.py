@@ -647,19 +647,21 @@ def test_rolling_windows_and_window_lengths():
     assert value(r, "calls", "rep:r2", "30d") == 0  # idle in the window but still emitted
     assert value(r, "calls", "rep:r2", "90d") == 1
     assert value(r, "calls", "team:t1", "90d") == 5
-    # clv over 7d: 70/1 × 1/1 × 1095/7
-    assert value(r, "clv", "rep:r1", "7d") == pytest.approx(70 * 1095 / 7)
+    # clv only for windows of a month or longer: none over 7d, a week or a day
+    assert ("clv", "rep:r1", "7d", "", ()) not in r
+    assert ("ltv_to_cac", "rep:r1", "7d", "", ()) not in r
+    assert ("clv", "rep:r1", "week", "2026-03-09T00:00:00Z", ()) not in r
+    assert ("clv", "rep:r1", "day", "2026-03-09T00:00:00Z", ()) not in r
+    # clv over 30d: 70/1 × 1/1 × 1095/30
     assert value(r, "clv", "rep:r1", "30d") == pytest.approx(70 * 1095 / 30)
-    # `all`: from 02-01 to the end of 03-10 = 28 + 10 = 38 days
-    assert value(r, "clv", "global", "all") == pytest.approx(70 * 1095 / 38)
-    # calendar: February 2026 has 28 days
+    # `all`: from the first invoice (03-09) to the end of 03-10 = 2 days, not from 02-01
+    assert value(r, "clv", "global", "all") == pytest.approx(70 * 1095 / 2)
+    # calendar: March 2026 has 31 days, 2026 has 365
     assert value(r, "clv", "rep:r1", "month", MAR) == pytest.approx(70 * 1095 / 31)
-    assert value(r, "clv", "rep:r1", "week", "2026-03-09T00:00:00Z") == pytest.approx(70 * 1095 / 7)
-    assert value(r, "clv", "rep:r1", "day", "2026-03-09T00:00:00Z") == pytest.approx(70 * 1095)
     assert value(r, "clv", "rep:r1", "year", Q1) == pytest.approx(70 * 1095 / 365)
     # a custom lifetime
     r365 = compute_reference(events, directory=DIRECTORY, customer_lifetime_days=365)
-    assert value(r365, "clv", "rep:r1", "7d") == pytest.approx(70 * 365 / 7)
+    assert value(r365, "clv", "rep:r1", "30d") == pytest.approx(70 * 365 / 30)
     # without idle scopes, r2 has no 7d/30d keys but keeps 90d
     only_active = compute_reference(events, directory=DIRECTORY, rolling_for_idle_scopes=False)
     assert ("calls", "rep:r2", "7d", "", ()) not in only_active

@@ -61,14 +61,18 @@ def engine() -> PartitionEngine:
                            lateness_s=LATENESS)
 
 
-def run(events: list[ev.Event], *, advance_to: float | None = None) -> tuple[dict, dict[str, str]]:
+def run(
+    events: list[ev.Event], *, advance_to: float | None = None, sources: dict[str, str] | None = None
+) -> tuple[dict, dict[str, str]]:
     """Apply `events` in the given arrival order: rep-scope totals of the cells, and the DLQ
-    (event id → reason) of everything refused, withdrawn or orphaned."""
+    (event id → reason) of everything refused, withdrawn or orphaned. `sources` names the
+    input partition of an event (by id; default one partition for all)."""
     e = engine()
     dlq: dict[str, str] = {}
     for offset, event in enumerate(events):
         raw = event.event_id.encode()  # stands for the forwarded record
-        outcome = e.apply(entity_key(event), event, offset, fingerprint(event), raw)
+        source = (sources or {}).get(event.event_id, "crm.events|0")
+        outcome = e.apply(entity_key(event), event, offset, fingerprint(event), raw, source)
         if outcome not in (APPLIED, "held", "duplicate"):
             assert event.event_id not in dlq, "dead-lettered twice"
             dlq[event.event_id] = outcome
@@ -123,8 +127,25 @@ def test_a_held_event_is_orphaned_once_it_falls_behind_the_lateness_horizon() ->
     assert "won" not in totals
 
 
+def test_a_held_event_waits_while_another_source_partition_lags_behind() -> None:
+    # The win came from partition 0, which also ran a week and a day ahead; partition 1,
+    # which may still carry the opportunity's created, has only reached the win's time.
+    other = ev.OpportunityCreated(event_id="x", ts=T0 + LATENESS + DAY, opportunity_id="o-2", rep_id="r-1",
+                                  stage="prospecting")
+    slow = ev.CallLogged(event_id="slow", ts=T0, rep_id="r-1")
+    sources = {"w": "crm.events|0", "x": "crm.events|0", "slow": "crm.events|1"}
+    _, dlq = run([won("w", T0, "700"), other, slow], advance_to=other.ts, sources=sources)
+    assert dlq == {}
+    # Once the slow partition has moved on past the horizon too, the win is orphaned.
+    later = ev.CallLogged(event_id="later", ts=T0 + LATENESS + DAY, rep_id="r-1")
+    _, dlq = run([won("w", T0, "700"), other, slow, later], advance_to=other.ts,
+                 sources={**sources, "later": "crm.events|1"})
+    assert dlq == {"w": "orphaned"}
+
+
 def test_a_held_event_is_not_orphaned_within_the_horizon() -> None:
-    _, dlq = run([won("w", T0, "700")], advance_to=T0 + LATENESS - 60)
+    almost = ev.CallLogged(event_id="almost", ts=T0 + LATENESS - 60, rep_id="r-1")
+    _, dlq = run([won("w", T0, "700"), almost], advance_to=almost.ts)
     assert dlq == {}
 
 

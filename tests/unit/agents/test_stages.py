@@ -1,0 +1,210 @@
+"""The edge, entity and rollup stages fed with plain record objects (no broker, no Faust)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal as D
+
+from prometheus_client import CollectorRegistry
+
+from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
+from agents.entities import EntityStage
+from agents.rollup_stage import RollupStage
+from exporters.pipeline_metrics import PipelineMetrics
+from kpi_state.day_cells import CellUpdate
+from kpi_state.directory import RepDirectory
+from kpi_state.kpi_view import ViewConfig
+from kpi_state.stream_clock import StreamClock
+from streams.internal import Forwarded, pack_cells, pack_forwarded, unpack_cells, unpack_forwarded
+from streams.settings import DEFAULT_STAGES
+from tests.inprocess import BILLING, CRM, Record, Settings, decoder
+
+WALL = datetime(2026, 3, 2, 12, tzinfo=timezone.utc).timestamp()
+DAY = 86400.0
+
+
+def envelope(event_id: str, event_type: str, when: str, **data: object) -> bytes:
+    return json.dumps({"event_id": event_id, "type": event_type, "occurred_at": when,
+                       "source": "crm", "schema_version": 1, "data": data}).encode()
+
+
+def call(event_id: str, when: str = "2026-03-02T09:00:00Z", rep: str = "a", **data: object) -> bytes:
+    return envelope(event_id, "call.logged", when, rep_id=rep, **data)
+
+
+SPEND = envelope("s1", "spend.recorded", "2026-03-02T09:00:00Z", amount="10.00", currency="EUR",
+                 category="marketing", team_id="t1")
+
+
+def metrics() -> PipelineMetrics:
+    return PipelineMetrics(CollectorRegistry())
+
+
+def edge() -> Edge:
+    return Edge(decoder(Settings()), StreamClock(7 * DAY, 300), metrics(), {CRM: CRM_TYPES, BILLING: BILLING_TYPES})
+
+
+def headers(rejection) -> dict[str, str]:
+    return {name: value.decode() for name, value in rejection.headers}
+
+
+# --- edge -------------------------------------------------------------------------------------
+
+
+def test_the_edge_forwards_by_entity_with_the_original_record() -> None:
+    value = call("e1")
+    forwards, rejections = edge().process([Record(CRM, 2, 41, b"whatever", value, [("trace", b"x")])], WALL)
+    assert rejections == []
+    [(key, packed)] = forwards
+    assert key == b"rep:a"  # the producer's key is not used: the pipeline re-keys by entity
+    original = unpack_forwarded(packed)
+    assert (original.topic, original.partition, original.offset, original.key, original.value) == (
+        CRM, 2, 41, b"whatever", value)
+    assert original.headers == [("trace", b"x")]
+
+
+def test_the_edge_keys_opportunity_and_billing_events_by_their_entity() -> None:
+    opened = envelope("c1", "opportunity.created", "2026-03-02T09:00:00Z", opportunity_id="o-9",
+                      rep_id="a", stage="prospecting")
+    forwards, _ = edge().process([Record(CRM, 0, 0, None, opened), Record(BILLING, 0, 0, None, SPEND)], WALL)
+    assert [key for key, _ in forwards] == [b"opp:o-9", b"spend:t1"]
+
+
+def test_the_edge_dead_letters_with_reason_and_provenance() -> None:
+    records = [
+        Record(CRM, 1, 7, b"k", b"{not json", timestamp=1000.0),
+        Record(CRM, 1, 8, None, SPEND),  # a valid billing event on the CRM topic
+        Record(CRM, 1, 9, None, call("f1", "2026-03-02T12:05:01Z")),  # 301 s ahead of the wall clock
+    ]
+    forwards, rejections = edge().process(records, WALL)
+    assert forwards == []
+    assert [r.reason for r in rejections] == ["not_json", "unknown_type", "future_timestamp"]
+    first = headers(rejections[0])
+    assert (first["kpi.error.reason"], first["kpi.source.topic"], first["kpi.source.partition"],
+            first["kpi.source.offset"], first["kpi.source.timestamp"]) == ("not_json", CRM, "1", "7", "1000000")
+    assert (rejections[0].key, rejections[0].value) == (b"k", b"{not json")  # unchanged
+
+
+def test_lateness_is_judged_per_input_partition() -> None:
+    e = edge()
+    e.process([Record(CRM, 0, 0, None, call("new", "2026-03-02T09:00:00Z"))], WALL)
+    # 7 days and 1 second behind partition 0's stream time: too late there...
+    old = call("old", "2026-02-23T08:59:59Z")
+    _, rejections = e.process([Record(CRM, 0, 1, None, old)], WALL)
+    assert [r.reason for r in rejections] == ["too_late"]
+    # ...but partition 1 has seen nothing newer, and exactly 7 days behind is still in time.
+    forwards, rejections = e.process([Record(CRM, 1, 0, None, old),
+                                      Record(CRM, 0, 2, None, call("edge", "2026-02-23T09:00:00Z"))], WALL)
+    assert rejections == [] and len(forwards) == 2
+
+
+def test_a_keyed_topic_refuses_a_key_that_differs_from_the_data() -> None:
+    gate = Edge(decoder(Settings()), StreamClock(float("inf"), float("inf")), metrics(),
+                {"sales.reps": frozenset({"rep.upserted"})}, {"sales.reps": "rep_id"})
+    rep = envelope("r1", "rep.upserted", "2026-03-02T09:00:00Z", rep_id="a", team_id="t1", region_id="north")
+    _, rejections = gate.process([Record("sales.reps", 0, 0, b"b", rep), Record("sales.reps", 0, 1, b"a", rep)], WALL)
+    assert [r.reason for r in rejections] == ["key_mismatch"]
+
+
+# --- entities ---------------------------------------------------------------------------------
+
+
+def entity_stage() -> EntityStage:
+    directory = RepDirectory()
+    directory.place("a", "t1", "north")
+    return EntityStage(decoder=decoder(Settings()), directory=directory, metrics=metrics(), tz="UTC",
+                       stages=DEFAULT_STAGES, dedup_horizon_s=8 * DAY)
+
+
+def forwarded(partition: int, offset: int, value: bytes, source_offset: int) -> Record:
+    packed = pack_forwarded(Forwarded(None, value, [], CRM, 3, source_offset, 1_000))
+    return Record("entity-events", partition, offset, b"rep:a", packed)
+
+
+def cells_by_scope(stage: EntityStage) -> dict[str, tuple[int, float, dict]]:
+    out = {}
+    for key, value in stage.cell_messages():
+        cells = unpack_cells(value)
+        out[key.decode()] = (cells.partition, cells.newest_ts, cells.days)
+    return out
+
+
+def test_the_entity_stage_counts_dedups_and_dead_letters_conflicts() -> None:
+    stage = entity_stage()
+    rejections = stage.process([
+        forwarded(1, 0, call("e1", duration_s=60), 100),
+        forwarded(1, 1, call("e2", "2026-03-02T10:00:00Z"), 101),
+        forwarded(1, 2, call("e1", duration_s=60), 102),  # re-sent: dropped silently
+        forwarded(1, 3, call("e1", duration_s=75), 103),  # same id, other content
+    ])
+    assert [r.reason for r in rejections] == ["conflicting_duplicate"]
+    # The DLQ record is the original input record, with the input's provenance.
+    meta = headers(rejections[0])
+    assert (meta["kpi.source.topic"], meta["kpi.source.partition"], meta["kpi.source.offset"]) == (CRM, "3", "103")
+    assert json.loads(rejections[0].value)["data"]["duration_s"] == 75
+    cells = cells_by_scope(stage)
+    assert set(cells) == {"rep:a", "team:t1", "region:north", "global"}
+    partition, newest, days = cells["team:t1"]
+    assert partition == 1
+    assert newest == datetime(2026, 3, 2, 10, tzinfo=timezone.utc).timestamp()
+    assert days == {"2026-03-02": ({"calls": D(2)}, {})}
+    assert stage.cell_messages() == []  # nothing changed since
+
+
+def test_the_entity_stage_recovers_its_own_partitions_and_skips_what_it_applied() -> None:
+    stage = entity_stage()
+    batch = [forwarded(0, 0, call("e1"), 1), forwarded(1, 0, call("e2"), 2), forwarded(1, 1, call("e3"), 3)]
+    stage.process(batch)
+    stored = [(key, raw) for _, key, raw in stage.dirty_records()]
+    assert {key for key, _ in stored if key.endswith(b"rep:a")} == {b"0|rep:a", b"1|rep:a"}  # per (partition, entity)
+    again = entity_stage()
+    again.recover(stored, {1})  # this worker owns partition 1 only
+    assert set(again.engines) == {1}
+    # Every cell is re-sent after recovery: e2 and e3 of partition 1.
+    assert cells_by_scope(again)["rep:a"][2] == {"2026-03-02": ({"calls": D(2)}, {})}
+    # The batch re-read after the crash changes nothing.
+    assert again.process(batch[1:]) == []
+    assert cells_by_scope(again) == {}
+
+
+# --- rollup -----------------------------------------------------------------------------------
+
+
+def cell_message(offset: int, source: int, calls: int, newest: str = "2026-03-02T10:00:00Z") -> Record:
+    ts = datetime.fromisoformat(newest.replace("Z", "+00:00")).timestamp()
+    value = pack_cells(source, ts, {"2026-03-02": CellUpdate({"calls": D(calls)}, {})})
+    return Record("cells", 2, offset, b"rep:a", value)
+
+
+def rollup_stage() -> RollupStage:
+    return RollupStage(ViewConfig(tz="UTC", stages=DEFAULT_STAGES, currency="EUR"))
+
+
+def published(stage: RollupStage) -> dict[str, float | None]:
+    return {r.key: r.value for r in stage.view.refresh(WALL)}
+
+
+def test_the_rollup_stage_sums_partitions_and_replaces_their_cells() -> None:
+    stage = rollup_stage()
+    writes = stage.process([cell_message(0, source=0, calls=2), cell_message(1, source=1, calls=3)])
+    assert [(p, key) for p, key, _ in writes] == [(2, b"2|rep:a|2026-03-02")]
+    assert published(stage)["calls|rep:a|day|2026-03-02T00:00:00Z"] == 5  # 2 + 3
+    stage.process([cell_message(2, source=0, calls=4)])  # partition 0's cell is now 4, not 2 + 4
+    assert published(stage)["calls|rep:a|week|2026-03-02T00:00:00Z"] == 7
+    stage.process([cell_message(2, source=0, calls=4)])  # re-read: harmless
+    assert published(stage) == {}
+
+
+def test_the_rollup_stage_recovers_from_its_table_writes() -> None:
+    stage = rollup_stage()
+    writes = stage.process([cell_message(0, source=0, calls=2), cell_message(1, source=1, calls=3)])
+    before = published(stage)
+    again = rollup_stage()
+    again.recover([(key, value) for _, key, value in writes], {2})
+    # Everything is published again, with the same numbers and windows.
+    assert published(again) == before
+    assert again.rollup.newest_ts == datetime(2026, 3, 2, 10, tzinfo=timezone.utc).timestamp()
+    other = rollup_stage()
+    other.recover([(key, value) for _, key, value in writes], {0, 1})  # not the owner of partition 2
+    assert published(other) == {}

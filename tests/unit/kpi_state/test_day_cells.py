@@ -1,0 +1,120 @@
+"""Day cells (kpi_state.day_cells): contributions → (scope, day) cells, replacement, dirty cells and emptied ones."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from kpi_state.contributions import Contribution
+from kpi_state.day_cells import CellUpdate, DayCells, as_decimal, component_key
+from kpi_state.directory import RepDirectory
+
+MON, TUE = "2026-03-02", "2026-03-03"
+
+
+def cells() -> DayCells:
+    directory = RepDirectory()
+    directory.place("a", "t1", "north")
+    directory.place("b", "t1", "north")
+    return DayCells(directory)
+
+
+def created(rep: str, day: str) -> Contribution:
+    return Contribution("opportunities_created", ("rep", rep), day)
+
+
+def test_a_rep_contribution_counts_in_its_four_scopes() -> None:
+    c = cells()
+    c.apply([created("a", MON)])
+    assert c.take_dirty() == {
+        (scope, MON): CellUpdate({"opportunities_created": D(1)}, {})
+        for scope in ("rep:a", "team:t1", "region:north", "global")
+    }
+    assert c.take_dirty() == {}  # nothing changed since
+
+
+def test_team_and_global_attributions() -> None:
+    c = cells()
+    c.apply([Contribution("spend", ("team", "t1"), MON, (), D("250.50")),
+             Contribution("spend", ("global", ""), MON, (), D(100))])
+    dirty = c.take_dirty()
+    # The team's region comes from its reps; global gets both amounts.
+    assert dirty[("team:t1", MON)].values == {"spend": D("250.50")}
+    assert dirty[("region:north", MON)].values == {"spend": D("250.50")}
+    assert dirty[("global", MON)].values == {"spend": D("350.50")}
+    assert len(dirty) == 3
+
+
+def test_an_unplaced_rep_counts_as_unassigned() -> None:
+    c = cells()
+    c.apply([created("zed", MON)])
+    assert set(c.take_dirty()) == {("rep:zed", MON), ("team:unassigned", MON), ("region:unassigned", MON),
+                                   ("global", MON)}
+
+
+def test_replace_swaps_an_entitys_contributions_and_empties_the_old_cells() -> None:
+    c = cells()
+    c.replace(b"opp:1", [created("a", MON)])
+    c.take_dirty()
+    # The same opportunity, now created on Tuesday (its contributions are absolute).
+    c.replace(b"opp:1", [created("a", TUE)])
+    dirty = c.take_dirty()
+    assert dirty[("rep:a", MON)] == CellUpdate({}, {})  # emptied: the rollup must clear it
+    assert dirty[("rep:a", TUE)] == CellUpdate({"opportunities_created": D(1)}, {})
+    assert ("rep:a", MON) not in c.values  # emptied cells are forgotten once sent
+
+
+def test_replace_with_the_same_contributions_changes_nothing() -> None:
+    c = cells()
+    c.replace(b"opp:1", [created("a", MON)])
+    c.take_dirty()
+    c.replace(b"opp:1", [created("a", MON)])
+    assert c.take_dirty() == {}
+
+
+def test_two_entities_share_a_cell() -> None:
+    c = cells()
+    c.replace(b"opp:1", [created("a", MON)])
+    c.replace(b"opp:2", [created("a", MON)])
+    assert c.take_dirty()[("rep:a", MON)].values == {"opportunities_created": D(2)}
+    c.replace(b"opp:2", [])
+    assert c.take_dirty()[("rep:a", MON)].values == {"opportunities_created": D(1)}
+    assert b"opp:2" not in c.by_entity
+
+
+def test_distinct_members_are_counted_per_id() -> None:
+    c = cells()
+    invoice = Contribution("customers_invoiced", ("rep", "a"), MON, (), 1, "c1")
+    c.replace(b"cust:c1", [invoice])
+    c.replace(b"cust:c1-dup", [invoice])  # the same id twice in the cell: one member
+    assert c.take_dirty()[("rep:a", MON)] == CellUpdate({}, {"customers_invoiced": ["c1"]})
+    c.replace(b"cust:c1", [])
+    assert c.take_dirty()[("rep:a", MON)].members == {"customers_invoiced": ["c1"]}  # still one left
+    c.replace(b"cust:c1-dup", [])
+    assert c.take_dirty()[("rep:a", MON)] == CellUpdate({}, {})
+
+
+def test_dims_are_part_of_the_component_key() -> None:
+    assert component_key("stage_entered", (("stage", "demo"),)) == "stage_entered|stage=demo"
+    assert component_key("stage_advanced", (("from", "demo"), ("to", "proposal"))) == \
+        "stage_advanced|from=demo|to=proposal"
+    c = cells()
+    c.apply([Contribution("stage_entered", ("rep", "a"), MON, (("stage", "demo"),))])
+    assert c.take_dirty()[("rep:a", MON)].values == {"stage_entered|stage=demo": D(1)}
+
+
+def test_values_add_exactly() -> None:
+    assert as_decimal(0.1) == D("0.1")  # a float by its shortest text, not its binary value
+    assert as_decimal(3) == D(3)
+    c = cells()
+    c.apply([Contribution("bookings", ("rep", "a"), MON, (), 0.1), Contribution("bookings", ("rep", "a"), MON, (), 0.2)])
+    assert c.take_dirty()[("rep:a", MON)].values == {"bookings": D("0.3")}
+
+
+def test_clear_marks_every_cell_that_held_something() -> None:
+    c = cells()
+    c.replace(b"opp:1", [created("a", MON)])
+    c.take_dirty()
+    c.clear()
+    dirty = c.take_dirty()
+    assert dirty[("rep:a", MON)] == CellUpdate({}, {})
+    assert len(dirty) == 4

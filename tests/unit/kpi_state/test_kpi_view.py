@@ -1,0 +1,118 @@
+"""The KPI view (kpi_state.kpi_view): records and their keys, publishing only what moved, current() and at()."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal as D
+
+from kpi_state.day_cells import CellUpdate
+from kpi_state.kpi_view import KpiView, ViewConfig
+from kpi_state.rollup import Rollup
+
+STAGES = ("prospecting", "qualified", "meeting", "demo", "proposal", "negotiation")
+STAMP = datetime.fromisoformat("2026-03-02T15:00:05+00:00").timestamp()
+
+
+def utc(text: str) -> float:
+    return datetime.fromisoformat(text + "+00:00").timestamp()
+
+
+def view(tz: str = "UTC") -> KpiView:
+    return KpiView(Rollup(tz), ViewConfig(tz=tz, stages=STAGES, currency="EUR"))
+
+
+def feed(v: KpiView, day: str, at: str, **values: int) -> None:
+    v.rollup.update(0, "rep:a", day, CellUpdate({k: D(n) for k, n in values.items()}, {}))
+    v.rollup.see_time(utc(at))
+
+
+def test_records_and_their_keys() -> None:
+    v = view()
+    feed(v, "2026-03-02", "2026-03-02T15:00:00", calls=4, meetings_booked=1)
+    records = {r.key: r for r in v.refresh(STAMP)}
+    calls = records["calls|rep:a|day|2026-03-02T00:00:00Z"]
+    assert (calls.value, calls.numerator, calls.denominator, calls.unit) == (4, 4, None, "count")
+    assert (calls.window_start, calls.window_end, calls.updated_at) == (
+        "2026-03-02T00:00:00Z", "2026-03-03T00:00:00Z", "2026-03-02T15:00:05Z")
+    rate = records["meeting_rate|rep:a|week|2026-03-02T00:00:00Z"]  # Monday 2 March starts its week
+    assert (rate.value, rate.numerator, rate.denominator, rate.unit) == (0.25, 1, 4, "ratio")
+    assert records["bookings|rep:a|month|2026-03-01T00:00:00Z"].unit == "EUR"
+    assert records["sales_cycle_days|rep:a|quarter|2026-01-01T00:00:00Z"].unit == "days"
+    # Dims are part of the key, in name order.
+    conversion = records["stage_conversion|rep:a|day|2026-03-02T00:00:00Z|from=prospecting|to=qualified"]
+    assert conversion.dims == {"from": "prospecting", "to": "qualified"}
+    assert "stage_duration_days|rep:a|year|2026-01-01T00:00:00Z|stage=demo" in records
+    # Rolling windows and `all` have one key each; their record says which days they cover.
+    week = records["calls|rep:a|7d|"]
+    assert (week.value, week.window_start, week.window_end) == (4, "2026-02-24T00:00:00Z", "2026-03-03T00:00:00Z")
+    lifetime = records["calls|rep:a|all|"]
+    assert (lifetime.value, lifetime.window_start) == (4, None)
+    assert "pipeline_value|rep:a|all||stage=demo" in records
+    assert "pipeline_value|rep:a|day|2026-03-02T00:00:00Z|stage=demo" not in records  # `all` only
+    assert "revenue_growth|rep:a|month|2026-03-01T00:00:00Z" in records  # calendar windows only
+    assert "revenue_growth|rep:a|30d|" not in records
+
+
+def test_calendar_keys_follow_the_time_zone() -> None:
+    v = view("Europe/Paris")
+    feed(v, "2026-03-02", "2026-03-02T15:00:00", calls=1)
+    keys = {r.key for r in v.refresh(STAMP)}
+    # Midnight in Paris (CET, +1) is 23:00 UTC the day before.
+    assert "calls|rep:a|day|2026-03-01T23:00:00Z" in keys
+    assert "calls|rep:a|month|2026-02-28T23:00:00Z" in keys
+
+
+def test_only_what_moved_is_published_again() -> None:
+    v = view()
+    feed(v, "2026-03-02", "2026-03-02T15:00:00", calls=4, meetings_booked=1)
+    v.refresh(STAMP)
+    assert v.refresh(STAMP) == []  # nothing changed
+    feed(v, "2026-03-02", "2026-03-02T15:10:00", calls=5, meetings_booked=1)
+    again = {r.key: r for r in v.refresh(STAMP)}
+    assert again["calls|rep:a|day|2026-03-02T00:00:00Z"].value == 5
+    assert again["meeting_rate|rep:a|day|2026-03-02T00:00:00Z"].value == 0.2  # 1 / 5
+    # Unchanged KPIs of the same series stay quiet.
+    assert "emails|rep:a|day|2026-03-02T00:00:00Z" not in again
+    assert "meetings_booked|rep:a|day|2026-03-02T00:00:00Z" not in again
+    assert v.latest["calls|rep:a|day|2026-03-02T00:00:00Z"].value == 5
+
+
+def test_a_changed_period_recomputes_the_growth_of_the_next() -> None:
+    v = view()
+    feed(v, "2026-03-02", "2026-03-03T10:00:00", invoiced=100, units=1)
+    feed(v, "2026-03-03", "2026-03-03T10:00:00", invoiced=150, units=1)
+    first = {r.key: r for r in v.refresh(STAMP)}
+    assert first["revenue_growth|rep:a|day|2026-03-03T00:00:00Z"].value == 0.5  # (150 − 100) / 100
+    feed(v, "2026-03-02", "2026-03-03T10:00:00", invoiced=200, units=1)  # a late correction of Monday
+    second = {r.key: r for r in v.refresh(STAMP)}
+    assert second["revenue_growth|rep:a|day|2026-03-03T00:00:00Z"].value == -0.25  # (150 − 200) / 200
+
+
+def test_current_shows_the_current_period_of_every_key() -> None:
+    v = view()
+    feed(v, "2026-03-02", "2026-03-02T15:00:00", calls=4)
+    v.refresh(STAMP)
+    feed(v, "2026-03-05", "2026-03-05T09:00:00", calls=2)  # Thursday of the same week
+    v.refresh(STAMP)
+    current = {r.key: r for r in v.current()}
+    assert current["calls|rep:a|day|2026-03-05T00:00:00Z"].value == 2
+    assert "calls|rep:a|day|2026-03-02T00:00:00Z" not in current  # an earlier day
+    assert current["calls|rep:a|week|2026-03-02T00:00:00Z"].value == 6
+    assert current["calls|rep:a|7d|"].value == 6
+    assert current["calls|rep:a|all|"].value == 6
+    assert v.latest["calls|rep:a|day|2026-03-02T00:00:00Z"].value == 4  # history stays readable
+
+
+def test_at_reads_the_periods_holding_a_date() -> None:
+    v = view()
+    feed(v, "2026-03-02", "2026-03-02T15:00:00", calls=4)
+    feed(v, "2026-04-07", "2026-04-07T15:00:00", calls=1)
+    v.refresh(STAMP)
+    days = {r.key for r in v.at(date(2026, 3, 2), "day") if r.kpi == "calls"}
+    assert days == {"calls|rep:a|day|2026-03-02T00:00:00Z"}
+    kinds = {(r.window, r.window_start) for r in v.at(date(2026, 3, 4), None) if r.kpi == "calls"}
+    # 4 March holds no event, but its week, month, quarter and year do.
+    assert kinds == {("week", "2026-03-02T00:00:00Z"), ("month", "2026-03-01T00:00:00Z"),
+                     ("quarter", "2026-01-01T00:00:00Z"), ("year", "2026-01-01T00:00:00Z")}
+    march = [r for r in v.at(date(2026, 3, 31), "month") if r.kpi == "calls"]
+    assert [r.value for r in march] == [4]

@@ -30,6 +30,8 @@ from agents.health import attach_health
 from agents.publish import Publisher
 from agents.rebalance import StepGate
 from agents.rollup_stage import RollupStage
+from agents.alerting import install_alerting
+from agents.thresholds_command import read_thresholds
 from agents.web import register_pages
 from exporters.kafka_out import KafkaOut
 from exporters.pipeline_metrics import InputFreshness, PipelineMetrics
@@ -38,6 +40,7 @@ from exporters.redis_sink import RedisSink
 from kpi_state.directory import RepDirectory
 from kpi_state.kpi_view import ViewConfig
 from kpi_state.stream_clock import StreamClock
+from kpi_state.thresholds import lineage_in
 from streams.currency import Rates
 from streams.decode import Decoder
 from streams.kafka_security import ssl_context
@@ -58,6 +61,7 @@ class Runtime:
         self.registry = CollectorRegistry()
         self.metrics = PipelineMetrics(self.registry)
         self.directory = RepDirectory()
+        self.thresholds = read_thresholds(settings.thresholds_file)
         self.directory_changed = False
         self.decoder = Decoder(
             stages=settings.stages,
@@ -83,6 +87,7 @@ class Runtime:
             ViewConfig(
                 tz=settings.timezone, stages=settings.stages, currency=settings.reporting_currency,
                 customer_lifetime_days=Decimal(str(settings.customer_lifetime_days)),
+                thresholds=self.thresholds, lineage=lineage_in(self.directory),
             )
         )
         self.registry.register(
@@ -223,6 +228,7 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
                 recover(items, owned)
                 log.info("%s recovered: %d keys on partitions %s", stage, len(items), sorted(owned))
             await announce_recovered(runtime.entities, runtime.out, step_topics)
+            await alerting.recovered()
         gate.ready.set()
 
     @app.on_partitions_revoked.connect
@@ -233,6 +239,7 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
             gate.owned -= set(revoked or ())
 
     out = runtime.out
+    alerting = install_alerting(app, runtime, step_topics)
 
     @app.agent(inputs, name="edge")
     async def edge(stream: faust.StreamT) -> None:
@@ -263,12 +270,14 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
             async with gate.turn("entities"):
                 await entity_batch(runtime.entities, gate.owned_records(events), out, step_topics)
+                await alerting.heartbeats()  # after the cells: the rollup's watermark (alerts)
 
     @app.agent(cells, name="rollup")
     async def rollup(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
             async with gate.turn("rollup"):
                 await rollup_batch(runtime.rollup, gate.owned_records(events), out, step_topics)
+                await alerting.after_batch()  # the batch's alert transitions, once its state is stored
 
     publisher = runtime.publisher = Publisher(runtime, settings.topic_kpi_values)
 

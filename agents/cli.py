@@ -16,6 +16,7 @@ from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.text import Text
 
+from agents.thresholds_command import refuse_bad_file as refuse_bad_thresholds
 from streams.settings import Settings, describe_settings_error
 
 cli = typer.Typer(
@@ -112,6 +113,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         fail(f"{busy}. Another worker may run here: give this one another port with "
              "KPI_WEB_PORT or --web-port (e.g. --web-port 6067).", headline="web port unavailable:")
     quiet_kafka_client()
+    refuse_bad_thresholds(settings.thresholds_file)
     try:
         partitions = asyncio.run(asyncio.wait_for(ensure_topics(settings), 30))
     except TopicLayoutError as exc:
@@ -343,6 +345,11 @@ def demo(
     except EmbeddedServerError as exc:
         fail(str(exc), 1, headline="the demo cannot start:")
     raise typer.Exit(code)
+
+
+from agents.thresholds_command import register as _register_thresholds  # noqa: E402
+
+_register_thresholds(cli)  # `thresholds check FILE` and `rules FILE`
 
 
 def main() -> None:

@@ -12,10 +12,12 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
+from exporters.alerts_board import alerts_table, fetch_alerts
 from exporters.board import ROLE_NAMES, ROLE_VIEWS, quality_table, role_table
 
 PAGE_EVERY = 3  # refreshes per page when the scopes do not fit the terminal
 CHROME_LINES = 6  # header, table heading and rule, footer, and a line for the cursor
+ALERT_ROWS = 3  # firing alerts shown under a role's board
 
 
 def _get(url: str) -> bytes | None:
@@ -69,14 +71,21 @@ class Board:
         if records is None:
             return Text(f"no worker answers at {self.web}")
         view = ROLE_VIEWS[self.role]
+        firing = fetch_alerts(self.web) or []
+        # Firing alerts go under the board (a few, newest first): the rows they take come
+        # off the board's page.
+        shown = min(len(firing), ALERT_ROWS)
+        alert_lines = shown + 5 if shown else 0
         page = role_table(self.role, records, window=self.window, scope=self.scope,
                           page=(self.refreshes - 1) // PAGE_EVERY,
-                          rows_per_page=max(3, height - CHROME_LINES))
+                          rows_per_page=max(3, height - CHROME_LINES - alert_lines))
         paging = f" · page {page.page + 1}/{page.pages}" if page.pages > 1 else ""
         where = f" · {self.scope}" if self.scope else ""
         header = Text(f"{view.title} · {self.window or view.window}{where} · {self.clock()}{paging}",
                       style="bold")
         body: RenderableType = page.table if page.rows else Text("no KPI values for these scopes yet")
+        if shown:
+            return Group(header, body, alerts_table(firing, max_rows=shown), footer)
         return Group(header, body, footer)
 
 

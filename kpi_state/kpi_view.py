@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -24,8 +24,11 @@ from kpi_state.formulas import (
     window_days,
     windowed,
 )
+from kpi_state.as_of import totals_as_of
+from kpi_state.objectives import attainment
 from kpi_state.records import KpiValue
-from kpi_state.rollup import ROLLING_DAYS, Rollup, Series
+from kpi_state.rollup import ROLLING_DAYS, Rollup, Series, Totals
+from kpi_state.thresholds import Thresholds, default_thresholds, lineage_of
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,12 @@ class ViewConfig:
     stages: tuple[str, ...]
     currency: str = "EUR"
     customer_lifetime_days: Decimal = Decimal(1095)
+    thresholds: Thresholds | None = None  # None: the shipped default file
+    # Scope → itself and the scopes it belongs to, most specific first (for overrides).
+    lineage: Callable[[str], tuple[str, ...]] = lineage_of
+
+    def judge(self) -> Thresholds:
+        return self.thresholds if self.thresholds is not None else default_thresholds()
 
 
 # clv and ltv_to_cac exist only for windows of a month or longer (CONTRACT §4).
@@ -54,6 +63,8 @@ class KpiView:
         # Last numbers published per series and (kpi, dims), to publish only what moved.
         self._numbers: dict[Series, dict[tuple, tuple]] = {}
         self._current: list[KpiValue] | None = None
+        self._first_day: date | None = None
+        self.thresholds = config.judge()
 
     def refresh(self, updated_at: float) -> list[KpiValue]:
         """Records of every KPI that changed since the last refresh (all of them at once)."""
@@ -69,12 +80,19 @@ class KpiView:
         for scope, window, start in list(changed):
             if window in CALENDAR_WINDOWS and start:
                 day = date.fromisoformat(start)
+                if window == "day":
+                    self.note_day(day)
                 # The next period's growth compares with this one.
                 following = (scope, window, next_period_date(day, window).isoformat())
                 nxt = self.rollup.periods.get(following)
                 if nxt is not None and not nxt.empty:  # a period with no events has no records
                     changed.add(following)
         return sorted(changed)
+
+    def note_day(self, day: date) -> None:
+        """The first day holding data (lifetime length, rolling-window coverage)."""
+        if self._first_day is None or day < self._first_day:
+            self._first_day = day
 
     def changed_records(self, series: Series, stamp: str) -> list[KpiValue]:
         """Records of the series' KPIs whose numbers or window moved since last time.
@@ -108,20 +126,54 @@ class KpiView:
             for result in self.results(series)
         ]
 
-    def results(self, series: Series) -> Iterable[KpiResult]:
+    def _results(self, series: Series, totals: Totals | None = None, day: date | None = None) -> Iterable[KpiResult]:
         scope, window, start = series
         rollup, config = self.rollup, self.config
-        totals = rollup.totals(scope, window, start)
+        if totals is None:
+            totals = rollup.totals(scope, window, start)
         yield from windowed(totals, config.stages)
         if window in CLV_WINDOWS:
             # Shorter windows would extrapolate one purchase into a lifetime of daily ones.
             first = rollup.first_invoice_day(scope) if window == "all" else None
-            length = window_days(window, start, config.tz, first, rollup.newest_day)
+            length = window_days(window, start, config.tz, first, day or rollup.newest_day)
             yield from lifetime_value(totals, length, config.customer_lifetime_days)
         if window in CALENDAR_WINDOWS:
             yield from growth(totals, rollup.totals(scope, window, previous_start(window, start)))
         if window == "all":
             yield from snapshots(totals, rollup.totals(scope, "90d", ""), config.stages)
+
+    def results(self, series: Series) -> Iterable[KpiResult]:
+        """Every KPI of the series, objective_attainment last (it reads the others)."""
+        results = list(self._results(series))
+        yield from results
+        yield from attainment(results, self.thresholds.objectives(series[0], series[1]))
+
+    def results_as_of(self, scope: str, window: str, day: date) -> tuple[str, list[KpiResult]]:
+        """(period start, results) of the period of `window` holding `day`, days after it left out."""
+        totals, start = totals_as_of(self.rollup, scope, window, day)
+        results = list(self._results((scope, window, start), totals, day))
+        return start, results + list(attainment(results, self.thresholds.objectives(scope, window)))
+
+    def covered(self, window: str, day: date | None = None, kpi: str | None = None) -> bool:
+        """A rolling window of a count or sum is judged only once the data covers all of it:
+        those grow with the days covered (no ramp-up reds); ratios and means do not."""
+        days = ROLLING_DAYS.get(window)
+        if days is None or (kpi is not None and CATALOGUE[kpi].unit in ("ratio", "days")):
+            return True
+        newest = day or self.rollup.newest_day
+        return (self._first_day is not None and newest is not None
+                and (newest - self._first_day).days + 1 >= days)
+
+    @property
+    def first_day(self) -> date | None:
+        return self._first_day
+
+    def status(self, result: KpiResult, scope: str, window: str, day: date | None = None) -> str:
+        if not self.covered(window, day, result.kpi):
+            return "unknown"
+        sample = result.denominator if result.denominator is not None else result.value
+        return self.thresholds.status(result.kpi, scope, window, _num(result.value), _num(sample),
+                                      self.config.lineage(scope))
 
     def current(self) -> list[KpiValue]:
         """The current period's records of every key (what boards and /metrics show).
@@ -174,7 +226,7 @@ class KpiView:
             numerator=_num(result.numerator),
             denominator=_num(result.denominator),
             unit=unit,
-            status="unknown",
+            status=self.status(result, scope, window),
             dims=dict(result.dims),
             updated_at=stamp,
         )

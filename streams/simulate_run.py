@@ -22,7 +22,7 @@ async def run_simulation(
     scenario: str = "steady",
     bad_ratio: float = 0.0,
     count: int | None = None,
-    backfill_days: float = 14.0,
+    backfill_days: float = 35.0,  # over 30 days: the demo's 30-day windows are judged
     live_activity: float = 1.0,
 ) -> int:
     """Produce until `duration` seconds or `count` events; return how many were sent.

@@ -27,7 +27,7 @@ __all__ = [
     "Team",
 ]
 
-SCENARIOS: tuple[str, ...] = ("steady", "slump", "growth")
+SCENARIOS: tuple[str, ...] = ("steady", "slump", "growth", "collapse")
 DEFAULT_CURRENCIES: tuple[str, ...] = ("EUR", "USD", "GBP")
 
 # Each kind of malformed record, and the DLQ reason code (contract §3) it should earn.
@@ -49,7 +49,8 @@ BAD_KINDS: dict[str, str] = {
 
 DAY = 86_400
 HOUR = 3_600
-OVERSIZE_BYTES = 64 * 1024  # the contract's default limit; oversized records exceed it
+OVERSIZE_BYTES = 64 * 1024
+STRUGGLING_SKILL = 0.3  # steady traffic: the last rep converts at this fraction of the usual rate  # the contract's default limit; oversized records exceed it
 
 # ----------------------------------------------------------------------------------
 # The organisation
@@ -534,6 +535,9 @@ class Simulator:
                     self._reps[rep.rep_id] = rep_state
             self._regions.append(state)
         self._rep_list = tuple(self._reps.values())
+        if self.scenario == "steady" and len(self._rep_list) > 1:
+            # One rep struggles to close (the demo shows red cells and an alert early on).
+            self._rep_list[-1].skill *= STRUGGLING_SKILL
         self._team_currency = {
             team.team_id: self._reps[team.reps[0].rep_id].currency for team in self.org.teams
         }
@@ -544,7 +548,7 @@ class Simulator:
         self._slump_rep: _RepState | None = None
         self._slump_active = False
         self._slump_from = self._slump_to = 0
-        if self.scenario != "slump":
+        if self.scenario not in ("slump", "collapse"):
             return
         rep_id = rep_id if rep_id is not None else self.org.reps[0].rep_id
         if rep_id not in self._reps:
@@ -660,6 +664,8 @@ class Simulator:
         active = self._slump_from <= t < self._slump_to
         if active != self._slump_active:
             self._slump_active = active
+            if self.scenario == "collapse":
+                return  # the rep works as much as ever; only closing collapses
             # Calls collapse hardest; emails and prospecting only sag.
             if active:
                 rep.set_activity(0.2, 0.5)
@@ -767,7 +773,8 @@ class Simulator:
         outcome = _pick(rng, _CALL_OUTCOMES, _CALL_OUTCOME_CUM)
         if outcome == "connected":
             duration = min(3600, max(30, round(rng.lognormvariate(math.log(240), 0.6))))
-            p_meeting = _MEETING_FROM_CALL * rep.skill * (0.3 if self._slumping(rep, t) else 1.0)
+            slumping = self._slumping(rep, t) and self.scenario == "slump"
+            p_meeting = _MEETING_FROM_CALL * rep.skill * (0.3 if slumping else 1.0)
             if rng.random() < p_meeting:
                 self._schedule(t + 60 + int(rng.random() * 840), self._book_meeting, (rep, contact))
         elif outcome == "voicemail":
@@ -846,7 +853,8 @@ class Simulator:
         slump = self._slumping(opp.rep, t)
         last = len(self.stages) - 1
         if opp.stage == last or (opp.stage == last - 1 and rng.random() < _P_EARLY_CLOSE):
-            p_win = _P_WIN * opp.rep.skill * (0.2 if slump else 1.0)
+            # A slump dents closing; a collapse nearly stops it.
+            p_win = _P_WIN * opp.rep.skill * ((0.02 if self.scenario == "collapse" else 0.2) if slump else 1.0)
             if rng.random() < p_win:
                 self._win(t, opp)
             else:

@@ -482,8 +482,8 @@ def test_no_bad_records_by_default() -> None:
 
 
 def test_scenarios_are_listed_and_unknown_ones_refused() -> None:
-    assert SCENARIOS == ("steady", "slump", "growth")
-    with pytest.raises(ValueError, match="steady, slump, growth"):
+    assert SCENARIOS == ("steady", "slump", "growth", "collapse")
+    with pytest.raises(ValueError, match="steady, slump, growth, collapse"):
         Simulator(1, start=START, scenario="boom")
 
 

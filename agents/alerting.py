@@ -158,7 +158,7 @@ def heartbeats(entities: Any, cells_partitions: int, last: dict[int, float]) -> 
     """
     out = []
     for source in sorted(entities.engines):
-        mark = entities.progress.watermark(source)
+        mark = entities.engines[source].watermark  # persisted with the engine's state
         if mark is None or last.get(source) == mark:
             continue
         last[source] = mark

@@ -12,7 +12,6 @@ from kpi_state.directory import RepDirectory
 from kpi_state.errors import InvalidEvent
 from kpi_state.partition_engine import APPLIED, PartitionEngine
 from kpi_state.routing import entity_key, fingerprint
-from kpi_state.watermark import UpstreamProgress
 from streams.decode import Decoder
 from streams.internal import pack_cells, unpack_forwarded
 
@@ -43,7 +42,6 @@ class EntityStage:
         self.metrics = metrics
         self.options = dict(tz=tz, stages=stages, dedup_horizon_s=dedup_horizon_s, lateness_s=lateness_s)
         self.engines: dict[int, PartitionEngine] = {}
-        self.progress = UpstreamProgress()  # what every input has passed (alerts' watermark)
 
     def engine(self, partition: int) -> PartitionEngine:
         engine = self.engines.get(partition)
@@ -60,7 +58,6 @@ class EntityStage:
             except InvalidEvent as exc:  # only if decoding rules changed between stages
                 rejections.append(self._reject(original, exc.reason, exc.detail))
                 continue
-            self.progress.see(message.partition, original.topic, original.partition, event.ts)
             engine = self.engine(message.partition)
             try:
                 outcome = engine.apply(

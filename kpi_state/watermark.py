@@ -48,25 +48,3 @@ def complete_days(last: date | None, watermark: float | None, tz: str, first: da
         out.append(day)
         day += timedelta(days=1)
     return out
-
-
-class UpstreamProgress:
-    """Per entity partition: the newest event time from each input (topic, partition) feeding it.
-
-    An entity partition merges several inputs read at different speeds (crm and billing
-    topics, several partitions each), so its own newest event time can be weeks ahead of
-    events still on their way. What every input has passed is the minimum over them.
-    """
-
-    def __init__(self) -> None:
-        self.newest: dict[int, dict[tuple[str, int], float]] = {}
-
-    def see(self, partition: int, topic: str, source: int, ts: float) -> None:
-        sources = self.newest.setdefault(partition, {})
-        key = (topic, source)
-        if ts > sources.get(key, float("-inf")):
-            sources[key] = ts
-
-    def watermark(self, partition: int) -> float | None:
-        sources = self.newest.get(partition)
-        return min(sources.values()) if sources else None

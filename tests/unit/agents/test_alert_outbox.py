@@ -21,7 +21,7 @@ from agents.rollup_stage import RollupStage
 from kpi_state.day_cells import CellUpdate
 from kpi_state.kpi_view import ViewConfig
 from kpi_state.thresholds import load_thresholds
-from kpi_state.watermark import HEARTBEAT_SCOPE, UpstreamProgress
+from kpi_state.watermark import HEARTBEAT_SCOPE
 from streams.internal import pack_cells
 from streams.settings import DEFAULT_STAGES
 
@@ -55,7 +55,7 @@ def runtime(out: FakeOut) -> NS:
     stage.recover([], {0})
     settings = NS(topic_kpi_alerts=ALERTS, redis_url=None, redis_prefix="kpi", topic_partitions=1)
     return NS(settings=settings, registry=CollectorRegistry(), thresholds=THRESHOLDS, rollup=stage, out=out,
-              entities=NS(engines={}, progress=UpstreamProgress()), metrics=None)
+              entities=NS(engines={}), metrics=None)
 
 
 def ts(day: str, hour: int = 12) -> float:

@@ -38,6 +38,7 @@ soak: $(STAMP)
 THRESHOLDS ?= $(firstword $(wildcard kpi_state/defaults/thresholds.yaml) tests/data/thresholds.yaml)
 dashboards: $(STAMP)
 	$(BIN)/kpi-pipeline dashboards --out deploy/grafana/dashboards --thresholds $(THRESHOLDS) --currency EUR
+	$(BIN)/kpi-pipeline rules $(THRESHOLDS) -o deploy/prometheus/rules/kpi-rules.yml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .kpi-pipeline

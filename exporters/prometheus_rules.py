@@ -49,7 +49,8 @@ def _rule(rule: KpiRule, window: str, scope: str | None, expr: str, pending_s: f
         "expr": expr,
         "for": duration(pending_s),
         "keep_firing_for": duration(keep),
-        "labels": {"severity": severity, "source": "thresholds"},
+        # kpi and window repeat what the series carries: they tell the rules apart for promtool.
+        "labels": {"severity": severity, "source": "thresholds", "kpi": rule.kpi, "window": window},
         "annotations": {
             "summary": f"{rule.summary} ({{{{ $labels.scope_kind }}}}:{{{{ $labels.scope_id }}}}, {window})",
             "description": f"{spec.help}: status red for {{{{ $labels.scope_kind }}}}:{{{{ $labels.scope_id }}}} over {window}.",

@@ -119,8 +119,13 @@ def quality_board(thresholds: Thresholds, currency: str) -> dashboard.Dashboard:
         ("sum(kpi_pipeline_late_events_total)", "too late"),
         ("sum(kpi_pipeline_replayed_skipped_total)", "re-read after restart"),
     ], kind="stat", width=12)
+    board.health("Held for a missing event", [("sum(kpi_pipeline_held_events)", "held now")],
+                 kind="stat", width=6,
+                 description="Events waiting on their entity for the event that makes them valid (a win before its "
+                             "opportunity's created, a payment before its invoice); past the lateness horizon they "
+                             "go to the DLQ as orphaned.")
     board.health("KPI series folded into other", [("sum(kpi_pipeline_series_folded_total) or vector(0)", "folded")],
-                 kind="stat", width=12)
+                 kind="stat", width=6)
     board.row("Outputs")
     board.health("Flush time p95", [(
         f"histogram_quantile(0.95, sum by (le, sink) (rate(kpi_pipeline_flush_duration_seconds_bucket[{rate}])))",

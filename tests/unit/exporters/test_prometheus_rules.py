@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import os
 import shutil
 import subprocess
@@ -131,3 +133,12 @@ def test_promtool_unit_tests_oscillation_gives_one_alert(tmp_path):
     (tmp_path / "tests.yml").write_text(PROMTOOL_TESTS)
     result = subprocess.run([promtool(), "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_rules_prometheus_loads_in_the_stack_are_what_the_thresholds_file_generates():
+    # docker-compose.yml mounts deploy/prometheus/rules: `make dashboards` regenerates it.
+    from exporters.prometheus_rules import rules_yaml
+    from kpi_state.thresholds import default_thresholds
+
+    committed = (Path(__file__).resolve().parents[3] / "deploy/prometheus/rules/kpi-rules.yml").read_text()
+    assert committed == rules_yaml(default_thresholds())

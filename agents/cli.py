@@ -321,7 +321,7 @@ def fetch_kpis(url: str, **params: Optional[str]) -> list[dict[str, Any]] | None
 @cli.command()
 def demo(
     duration: Optional[float] = typer.Option(None, "--duration", min=1, help="stop after S seconds"),
-    rate: float = typer.Option(200.0, "--rate", min=1, help="simulated events per second while catching up"),
+    rate: float = typer.Option(500.0, "--rate", min=1, help="simulated events per second while catching up"),
     seed: int = typer.Option(7, "--seed"),
     scenario: str = typer.Option("steady", "--scenario"),
     role: str = typer.Option("director", "--role", help="the board shown: rep, director, executive, quality"),

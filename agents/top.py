@@ -12,7 +12,7 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from exporters.alerts_board import alerts_table, fetch_alerts
+from exporters.alerts_board import alert_lines_of, fetch_alerts
 from exporters.board import ROLE_NAMES, ROLE_VIEWS, quality_table, role_table
 
 PAGE_EVERY = 3  # refreshes per page when the scopes do not fit the terminal
@@ -75,7 +75,7 @@ class Board:
         # Firing alerts go under the board (a few, newest first): the rows they take come
         # off the board's page.
         shown = min(len(firing), ALERT_ROWS)
-        alert_lines = shown + 5 if shown else 0
+        alert_lines = shown + 1 if shown else 0
         page = role_table(self.role, records, window=self.window, scope=self.scope,
                           page=(self.refreshes - 1) // PAGE_EVERY,
                           rows_per_page=max(3, height - CHROME_LINES - alert_lines))
@@ -85,7 +85,7 @@ class Board:
                       style="bold")
         body: RenderableType = page.table if page.rows else Text("no KPI values for these scopes yet")
         if shown:
-            return Group(header, body, alerts_table(firing, max_rows=shown), footer)
+            return Group(header, body, alert_lines_of(firing, shown), footer)
         return Group(header, body, footer)
 
 

@@ -6,7 +6,9 @@ import json
 import urllib.request
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 
 def fetch_alerts(url: str, status: str = "firing") -> list[dict[str, Any]] | None:
@@ -28,3 +30,16 @@ def alerts_table(alerts: list[dict[str, Any]], max_rows: int = 10) -> Table:
             style="red" if alert["labels"]["severity"] == "critical" else None,
         )
     return table
+
+
+def alert_lines_of(alerts: list[dict[str, Any]], max_rows: int) -> Group:
+    """Firing alerts as one line each (newest first), cut to the terminal's width."""
+    lines = [Text(f"Firing alerts ({len(alerts)})", style="bold red")]
+    for alert in sorted(alerts, key=lambda a: a["startsAt"], reverse=True)[:max_rows]:
+        labels = alert["labels"]
+        reading = alert.get("context", {}).get("reading", "")
+        text = (f"{labels['severity']:<8} {labels['scope']} {labels['kpi']} {labels['window']} "
+                f"since {alert['startsAt'][:10]} · {reading}")
+        style = "red" if labels["severity"] == "critical" else "yellow"
+        lines.append(Text(text, style=style, no_wrap=True, overflow="ellipsis"))
+    return Group(*lines)

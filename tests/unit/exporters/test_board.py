@@ -63,3 +63,23 @@ def test_director_view_rows_columns_statuses_and_pages():
     assert second.rows == 6 and "rep:r-20" in render(second.table)
     only = role_table("director", records, scope="rep:r-03")
     assert only.rows == 1
+
+
+def test_firing_alerts_under_a_board_take_one_line_each_in_an_80_column_terminal():
+    from rich.console import Console
+
+    from exporters.alerts_board import alert_lines_of
+
+    alerts = [
+        {"labels": {"severity": "critical", "scope": f"rep:r-{i:02d}", "kpi": "win_rate", "window": "30d"},
+         "startsAt": f"2026-11-{10 + i:02d}T00:00:00Z",
+         "context": {"reading": "work better: efficiency is red while activity holds up"}}
+        for i in range(5)
+    ]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(alert_lines_of(alerts, max_rows=3))
+    lines = console.export_text().splitlines()
+    assert lines[0] == "Firing alerts (5)"
+    assert len(lines) == 4  # the title and the three newest, one line each
+    assert lines[1].startswith("critical rep:r-04 win_rate 30d since 2026-11-14")
+    assert all(len(line) <= 80 for line in lines)

@@ -71,7 +71,8 @@ class Runtime:
         self.clock = StreamClock(settings.lateness_s, settings.future_skew_s)
         self.edge = Edge(
             self.decoder, self.clock, self.metrics,
-            {settings.topic_crm: CRM_TYPES, settings.topic_billing: BILLING_TYPES},
+            {settings.topic_crm: CRM_TYPES, settings.topic_billing: BILLING_TYPES,
+             settings.topic_backfill: CRM_TYPES | BILLING_TYPES},
         )
         # sales.reps is reference data: no lateness, but its key must be the rep.
         self.reps_gate = Edge(
@@ -81,7 +82,7 @@ class Runtime:
         self.entities = EntityStage(
             decoder=self.decoder, directory=self.directory, metrics=self.metrics,
             tz=settings.timezone, stages=settings.stages, dedup_horizon_s=settings.dedup_horizon_s,
-            lateness_s=settings.lateness_s,
+            lateness_s=settings.lateness_s, backfill_topic=settings.topic_backfill,
         )
         self.rollup = RollupStage(
             ViewConfig(
@@ -189,7 +190,7 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         )
 
     entity_events_name, cells_name = internal_topic_names(settings)
-    inputs = raw_topic(settings.topic_crm, settings.topic_billing)
+    inputs = raw_topic(settings.topic_crm, settings.topic_billing, settings.topic_backfill)
     reps_topic = raw_topic(settings.topic_reps)
     entity_events = raw_topic(entity_events_name)
     cells = raw_topic(cells_name)
@@ -310,7 +311,7 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         spent = time.monotonic() - started
         pacing["next"] = time.monotonic() + 2 * spent
 
-    watched = {settings.topic_crm, settings.topic_billing, settings.topic_reps,
+    watched = {settings.topic_crm, settings.topic_billing, settings.topic_backfill, settings.topic_reps,
                entity_events_name, cells_name}
 
     @app.timer(1.0, on_leader=False)

@@ -193,6 +193,10 @@ def replay(
         "account, engage_date, close_date, close_value (COLUMN '-' = absent)",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="convert and report, send nothing"),
+    to: str = typer.Option(
+        "backfill", "--to",
+        help="backfill: the history topic (own stream time, the default); live: crm.events and billing.events",
+    ),
     skipped_report: Optional[Path] = typer.Option(
         None, "--skipped-report", help="write the skipped rows (row, id, reason) to this CSV"
     ),
@@ -207,7 +211,7 @@ def replay(
         settings, file, fmt=fmt, reps=reps, products=products, currency=currency,
         timezone=timezone, id_prefix=id_prefix, stage_map=stage_map, date_formats=date_format,
         columns=col, dry_run=dry_run, skipped_report=skipped_report,
-        console=console, err_console=err_console,
+        console=console, err_console=err_console, to=to,
     )
     raise typer.Exit(code)
 

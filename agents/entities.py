@@ -36,12 +36,15 @@ class EntityStage:
 
     def __init__(self, *, decoder: Decoder, directory: RepDirectory, metrics: PipelineMetrics,
                  tz: str, stages: tuple[str, ...], dedup_horizon_s: float,
-                 lateness_s: float = 7 * 86400) -> None:
+                 lateness_s: float = 7 * 86400, backfill_topic: str | None = None) -> None:
         self.decoder = decoder
         self.directory = directory
         self.metrics = metrics
         self.options = dict(tz=tz, stages=stages, dedup_horizon_s=dedup_horizon_s, lateness_s=lateness_s)
         self.engines: dict[int, PartitionEngine] = {}
+        # History does not hold the watermark back: once replayed, its partitions go quiet
+        # at the end of the export, and judging would wait for them forever.
+        self.backfill_topic = backfill_topic
 
     def engine(self, partition: int) -> PartitionEngine:
         engine = self.engines.get(partition)
@@ -62,7 +65,7 @@ class EntityStage:
             try:
                 outcome = engine.apply(
                     entity_key(event), event, message.offset, fingerprint(event), message.value,
-                    f"{original.topic}|{original.partition}",
+                    None if original.topic == self.backfill_topic else f"{original.topic}|{original.partition}",
                 )
             except Exception:  # noqa: BLE001 - a bug must cost one record, never the stream
                 log.exception(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -17,7 +18,15 @@ from streams.replay_csv import (
     load_product_catalogue,
     load_rep_directory,
 )
-from streams.replay_run import FORMATS, ReplayPlan, plan_csv, plan_jsonl, send_plan
+from streams.replay_run import (
+    FORMATS,
+    ReplayPlan,
+    plan_csv,
+    plan_jsonl,
+    rejection_warnings,
+    send_plan,
+    to_backfill,
+)
 from streams.settings import Settings
 
 MAPPABLE = (
@@ -63,8 +72,11 @@ def run_replay(
     settings: Settings, file: Path, *, fmt: str, reps: Path | None, products: Path | None,
     currency: str, timezone: str, id_prefix: str, stage_map: str | None,
     date_formats: list[str], columns: list[str], dry_run: bool, skipped_report: Path | None,
-    console: Console, err_console: Console,
+    console: Console, err_console: Console, to: str = "backfill",
 ) -> int:
+    if to not in ("backfill", "live"):
+        _err(err_console, f"unknown --to {to!r}; use backfill (history, the default) or live")
+        return 2
     if fmt not in FORMATS:
         _err(err_console, (f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}"))
         return 2
@@ -87,6 +99,10 @@ def run_replay(
     if fmt == "jsonl" and plan.skipped and len(plan.skipped) == sum(plan.counts.values()):
         _err(err_console, (f"cannot replay {file}: no line is a usable event\n" + _lines(plan)))
         return 2
+    if to == "backfill":
+        to_backfill(plan, settings)
+    for warning in rejection_warnings(plan, settings, live=to == "live", now=time.time()):
+        _err(err_console, f"warning: {warning}")
     _report(plan, console)
     if fmt == "jsonl" and plan.skipped:
         # Sent anyway: the pipeline's dead-letter topic keeps them with the same reasons.

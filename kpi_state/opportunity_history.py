@@ -25,7 +25,7 @@ from decimal import Decimal
 import msgspec
 
 from kpi_state.contributions import INVALID_TRANSITION, UNKNOWN_STAGE, Contribution
-from kpi_state.entity import HELD, ORPHANED, Judged, Withdrawn
+from kpi_state.entity import DUPLICATE, HELD, ORPHANED, Judged, Withdrawn
 from kpi_state.events import (
     Event,
     OpportunityCreated,
@@ -93,6 +93,10 @@ class OpportunityHistory(msgspec.Struct, kw_only=True):
         return cls(opportunity_id=event.opportunity_id)  # type: ignore[union-attr]
 
     def add(self, event: Event, raw: bytes | None, stages: tuple[str, ...]) -> Judged:
+        if any(f.event_id == event.event_id for f in self.facts):
+            # Re-sent after the dedup horizon forgot its id (a re-imported export): the
+            # history still knows it.
+            return Judged(DUPLICATE)
         fact = fact_of(event, raw)
         facts = list(self.facts)
         bisect.insort(facts, fact, key=event_time_order(stages))

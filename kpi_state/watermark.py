@@ -37,12 +37,20 @@ class Watermark:
         return min(times)  # type: ignore[type-var]
 
 
+# A pipeline that judges for the first time (history replayed before any live traffic)
+# starts this far behind the watermark: older days are history, not something to page about.
+FIRST_JUDGED_DAYS_BACK = 92
+
+
 def complete_days(last: date | None, watermark: float | None, tz: str, first: date | None) -> list[date]:
     """Local days wholly behind the watermark and not judged yet, oldest first."""
     if watermark is None or first is None:
         return []
     upto = local_date(watermark, tz) - timedelta(days=1)
-    day = first if last is None else last + timedelta(days=1)
+    if last is None:
+        day = max(first, upto - timedelta(days=FIRST_JUDGED_DAYS_BACK))
+    else:
+        day = last + timedelta(days=1)
     out = []
     while day <= upto:
         out.append(day)

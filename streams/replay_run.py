@@ -107,6 +107,48 @@ def plan_jsonl(path: Path, settings: Settings) -> ReplayPlan:
     return plan
 
 
+def to_backfill(plan: ReplayPlan, settings: Settings) -> None:
+    """Send CRM and billing events to the backfill topic (reps stay on sales.reps)."""
+    live = (settings.topic_crm, settings.topic_billing)
+    plan.records = [
+        (settings.topic_backfill if topic in live else topic, key, value)
+        for topic, key, value in plan.records
+    ]
+
+
+def time_span(plan: ReplayPlan) -> tuple[float, float] | None:
+    """Oldest and newest occurred_at of the plan's events (None if none parses)."""
+    from datetime import datetime
+
+    times = []
+    for _, _, value in plan.records:
+        try:
+            stamp = json.loads(value).get("occurred_at")
+            times.append(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+        except (ValueError, AttributeError, TypeError):
+            continue
+    return (min(times), max(times)) if times else None
+
+
+def rejection_warnings(plan: ReplayPlan, settings: Settings, *, live: bool, now: float) -> list[str]:
+    """What the pipeline would refuse of this plan, said before it is sent."""
+    span = time_span(plan)
+    if span is None:
+        return []
+    oldest, newest = span
+    out = []
+    if newest > now + settings.future_skew_s:
+        out.append("some events are dated in the future (more than the allowed clock skew): "
+                   "they will be dead-lettered as future_timestamp")
+    if live and now - oldest > settings.lateness_s:
+        days = (now - oldest) / 86400
+        out.append(f"events up to {days:.0f} days old go to the live topics: a pipeline that already "
+                   f"reads today's events dead-letters those older than its lateness "
+                   f"({settings.lateness_s / 86400:g} days) as too_late. Send history to the backfill "
+                   f"topic {settings.topic_backfill!r} instead (the default, without --to live).")
+    return out
+
+
 async def send_plan(plan: ReplayPlan, settings: Settings) -> int:
     async with EventProducer(settings) as producer:
         sent = await producer.send_many(plan.records)

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # --- topics ------------------------------------------------------------
     topic_crm: str = "crm.events"
     topic_billing: str = "billing.events"
+    # History goes in here: its partitions keep a stream time of their own, so a replay of
+    # last year is not too late for a pipeline whose live topics are at today.
+    topic_backfill: str = "events.backfill"
     topic_reps: str = "sales.reps"
     topic_kpi_values: str = "kpi.values"
     topic_kpi_alerts: str = "kpi.alerts"

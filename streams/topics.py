@@ -39,6 +39,7 @@ def topic_specs(settings: Settings, input_partitions: int | None = None) -> list
         NewTopic(cells, partitions, replicas),
         NewTopic(settings.topic_crm, partitions, replicas),
         NewTopic(settings.topic_billing, partitions, replicas),
+        NewTopic(settings.topic_backfill, partitions, replicas),
         NewTopic(settings.topic_reps, partitions, replicas, topic_configs=compacted),
         NewTopic(settings.topic_kpi_values, partitions, replicas, topic_configs=compacted),
         NewTopic(settings.topic_kpi_alerts, partitions, replicas),

@@ -81,6 +81,7 @@ def pipeline_env(broker_url: str, redis_url: str, tmp_path: Path) -> dict[str, s
             "KPI_REDIS_PREFIX": f"kpi-test-{tag}",
             "KPI_TOPIC_CRM": f"crm.events.{tag}",
             "KPI_TOPIC_BILLING": f"billing.events.{tag}",
+            "KPI_TOPIC_BACKFILL": f"events.backfill.{tag}",
             "KPI_TOPIC_REPS": f"sales.reps.{tag}",
             "KPI_TOPIC_KPI_VALUES": f"kpi.values.{tag}",
             "KPI_TOPIC_KPI_ALERTS": f"kpi.alerts.{tag}",

@@ -108,8 +108,7 @@ def test_real_crm_export_matches_the_reference(pipeline_env, start_worker):
 def test_the_crm_export_without_keys_over_four_partitions_matches_the_reference(pipeline_env, start_worker):
     # Connectors that send no key spread one opportunity's events over every input
     # partition, consumed at different speeds: the result must not depend on it.
-    data = shared_dir() / "data" / "crm-sales-opportunities"
-    require((data / "sales_pipeline.csv").exists(), f"CRM export missing in {data}")
+    data = crm_export_dir()
     mapping = ColumnMapping(product_catalogue=load_product_catalogue(data / "products.csv"))
     result = replay_file(data / "sales_pipeline.csv", mapping, stages=DEFAULT_STAGES)
     reps = load_rep_directory(data / "sales_teams.csv")

@@ -192,3 +192,29 @@ def test_two_invoices_under_one_id_the_one_dated_first_is_the_invoice(order: tup
     totals, dlq = run([by_id[name] for name in order])
     assert totals["invoiced"] == Decimal("100") and totals["orders"] == 1
     assert dlq == {"second": "invalid_transition"}
+
+
+def test_an_opportunity_event_re_sent_after_the_dedup_horizon_is_still_a_duplicate() -> None:
+    # A re-imported export: the ids left the dedup window long ago, the history knows them.
+    e = engine()
+    first = [created("c", T0), won("w", T0 + DAY, "500")]
+    for offset, event in enumerate(first):
+        e.apply(entity_key(event), event, offset, fingerprint(event), b"r", "crm.events|0")
+    later = ev.CallLogged(event_id="later", ts=T0 + 60 * DAY, rep_id="r-1")
+    e.apply(entity_key(later), later, 2, fingerprint(later), b"r", "crm.events|0")
+    e.advance(later.ts)
+    assert not e.records[entity_key(first[0])].seen  # forgotten at the horizon
+    outcomes = [e.apply(entity_key(x), x, 3 + i, fingerprint(x), b"r", "events.backfill|0")
+                for i, x in enumerate(first)]
+    assert outcomes == ["duplicate", "duplicate"]
+    assert e.take_dead() == []
+
+
+def test_a_first_judgement_starts_a_quarter_behind_the_watermark_not_at_the_first_history_day() -> None:
+    from datetime import date
+
+    from kpi_state.watermark import complete_days
+
+    days = complete_days(None, at("2026-11-20T09:00:00"), "UTC", date(2016, 10, 20))
+    assert days[0] == date(2026, 8, 19) and days[-1] == date(2026, 11, 19)  # 92 days back
+    assert complete_days(date(2026, 11, 18), at("2026-11-20T09:00:00"), "UTC", date(2016, 10, 20)) == [date(2026, 11, 19)]

@@ -101,3 +101,13 @@ def test_a_record_of_another_format_is_refused() -> None:
 
     with pytest.raises(msgspec.ValidationError):
         codec.CELLS.decode(bytes.fromhex(EXPECTED["forwarded"]))
+
+
+def test_content_fingerprints_are_those_already_stored() -> None:
+    # Entity records keep each event's fingerprint for dedup: a changed digest would make
+    # every replayed event after an upgrade look like a conflicting rewrite.
+    from kpi_state.events import CallLogged
+    from kpi_state.routing import fingerprint
+
+    call = CallLogged(event_id="e-1", ts=1772409600.0, source="crm", rep_id="r-1", duration_s=30.5)
+    assert fingerprint(call) == -7412093179726892188

@@ -24,7 +24,7 @@ from exporters.alerts_log import AlertHistory, follow, published_ids
 from exporters.notifiers import Delivery, NotifyMetrics, Resender
 from exporters.redis_alerts import RedisAlerts
 from kpi_state.watermark import HEARTBEAT_SCOPE
-from streams.internal import pack_cells
+from kpi_state.codec import CELLS, Cells
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def heartbeats(entities: Any, cells_partitions: int, last: dict[int, float]) -> 
         if mark is None or last.get(source) == mark:
             continue
         last[source] = mark
-        value = pack_cells(source, mark, {})
+        value = CELLS.encode(Cells.of(source, mark, {}))
         out += [(p, HEARTBEAT_SCOPE.encode(), value) for p in range(cells_partitions)]
     return out
 

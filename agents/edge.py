@@ -10,7 +10,7 @@ from kpi_state.errors import InvalidEvent
 from kpi_state.routing import entity_key
 from kpi_state.stream_clock import StreamClock
 from streams.decode import Decoder
-from streams.internal import Forwarded, pack_forwarded
+from kpi_state.codec import FORWARDED, Forwarded
 
 CRM_TYPES = frozenset({
     "call.logged", "email.sent", "meeting.booked", "demo.completed", "prospect.contacted",
@@ -67,7 +67,7 @@ class Edge:
             except InvalidEvent as exc:
                 rejections.append(self._reject(record, exc.reason, exc.detail))
                 continue
-            forwards.append((entity_key(event), pack_forwarded(Forwarded(
+            forwards.append((entity_key(event), FORWARDED.encode(Forwarded(
                 record.key, record.value, header_list(record.headers), record.topic,
                 record.partition, record.offset, _ms(record.timestamp),
             ))))

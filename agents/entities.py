@@ -13,7 +13,7 @@ from kpi_state.errors import InvalidEvent
 from kpi_state.partition_engine import APPLIED, PartitionEngine
 from kpi_state.routing import entity_key, fingerprint
 from streams.decode import Decoder
-from streams.internal import pack_cells, unpack_forwarded
+from kpi_state.codec import CELLS, FORWARDED, Cells
 
 from kpi_state.entity import DUPLICATE, HELD, REPLAYED
 
@@ -55,7 +55,7 @@ class EntityStage:
     def process(self, messages: list[Any]) -> list[Rejection]:
         rejections = []
         for message in messages:
-            original = unpack_forwarded(message.value)
+            original = FORWARDED.decode(message.value)
             try:
                 event = self.decoder.decode(original.value)
             except InvalidEvent as exc:  # only if decoding rules changed between stages
@@ -91,7 +91,7 @@ class EntityStage:
             for dead in engine.take_dead():
                 if dead.raw is None:
                     continue
-                original = unpack_forwarded(dead.raw)
+                original = FORWARDED.decode(dead.raw)
                 detail = _WITHDRAWN.get(dead.reason, dead.reason)
                 rejections.append(self._reject(original, dead.reason, detail))
         return rejections
@@ -116,7 +116,7 @@ class EntityStage:
             for (scope, day), update in engine.take_cells().items():
                 by_scope[scope][day] = update
             for scope, days in by_scope.items():
-                out.append((scope.encode(), pack_cells(partition, engine.now or 0.0, days)))
+                out.append((scope.encode(), CELLS.encode(Cells.of(partition, engine.now or 0.0, days))))
         return out
 
     def recover(self, items: list[tuple[bytes, bytes]], partitions: set[int]) -> None:

@@ -5,27 +5,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import msgspec
-
 from kpi_state.alert_book import AlertBook
 from kpi_state.calendar import period_bounds
+from kpi_state.codec import CELLS, STORED_PARTS, StoredParts
 from kpi_state.day_cells import CellUpdate
 from kpi_state.kpi_view import KpiView, ViewConfig
 from kpi_state.rollup import Rollup
 from kpi_state.watermark import HEARTBEAT_SCOPE, Watermark, complete_days
-from streams.internal import unpack_cells
-
-# Table value of one (scope, day): what each entity partition last said about it.
-_state_encoder = msgspec.msgpack.Encoder(decimal_format="string")
-
-
-class StoredParts(msgspec.Struct, array_like=True):
-    newest_ts: float
-    parts: dict[int, tuple[dict[str, str], dict[str, list[str]]]]
-
-
-_state_decoder = msgspec.msgpack.Decoder(StoredParts)
-
 
 def table_key(partition: int, scope: str, day: str) -> bytes:
     return f"{partition}|{scope}|{day}".encode()
@@ -58,7 +44,7 @@ class RollupStage:
         touched: dict[tuple[int, str, str], None] = {}
         for message in messages:
             scope = message.key.decode()
-            cells = unpack_cells(message.value)
+            cells = CELLS.decode(message.value)
             self.owned.add(message.partition)
             if scope == HEARTBEAT_SCOPE:
                 # Only a heartbeat says "everything before me from that partition is here":
@@ -99,7 +85,7 @@ class RollupStage:
             self.rollup.newest_ts or 0.0,
             {p: ({k: str(v) for k, v in u.values.items()}, u.members) for p, u in parts.items()},
         )
-        return partition, table_key(partition, scope, day), _state_encoder.encode(value)
+        return partition, table_key(partition, scope, day), STORED_PARTS.encode(value)
 
     def recover(self, items: list[tuple[bytes, bytes]], partitions: set[int]) -> None:
         from decimal import Decimal
@@ -124,7 +110,7 @@ class RollupStage:
                 continue
             if day:
                 self.view.note_day(date.fromisoformat(day))
-            stored = _state_decoder.decode(raw)
+            stored = STORED_PARTS.decode(raw)
             if not stored.parts:
                 # Emptied before the crash: its records may still show the old numbers.
                 self.rollup.remember(scope, day)

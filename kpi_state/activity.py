@@ -29,15 +29,3 @@ class ActivityState(msgspec.Struct):
             for kpi, by_day in self.counts.items()
             for day, n in by_day.items()
         ]
-
-
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(ActivityState)
-
-
-def encode_activity(state: ActivityState) -> bytes:
-    return _encoder.encode(state)
-
-
-def decode_activity(raw: bytes) -> ActivityState:
-    return _decoder.decode(raw)

@@ -18,43 +18,14 @@ import msgspec
 from kpi_state.alert_records import BENEATH, alert_key, build_record
 from kpi_state.alerts import AlertState, Observation, Transition, step
 from kpi_state.catalogue import CATALOGUE
+from kpi_state.codec import SCOPE_ALERTS, Outgoing, ScopeAlerts
 from kpi_state.directory import UNASSIGNED
 from kpi_state.formulas import KpiResult
 from kpi_state.kpi_view import KpiView
 from kpi_state.thresholds import KpiRule, Thresholds
 
 
-class Outgoing(msgspec.Struct):
-    """One alert record waiting to be sent (or to be found already sent after a crash)."""
-
-    id: str
-    key: str  # `{kpi}|{scope}|{window}`, the kpi.alerts key
-    record: bytes  # the JSON body, built once so a re-send is byte-identical
-    published: bool = False  # on kpi.alerts (acknowledged); the entry stays until notified
-
-
-class ScopeAlerts(msgspec.Struct, omit_defaults=True):
-    """The persisted alert state of one scope: states by `{kpi}|{window}` and its outbox."""
-
-    states: dict[str, AlertState] = {}
-    day: str = ""  # the last local day judged (a restart never judges a day twice)
-    outbox: list[Outgoing] = []
-    firing: dict[str, bytes] = {}  # `{kpi}|{window}` → the firing record (active alerts)
-
-
 _json = msgspec.json.Encoder()
-_codec_encoder = msgspec.msgpack.Encoder()
-_codec_decoder = msgspec.msgpack.Decoder(ScopeAlerts)
-
-
-def encode_scope(alerts: ScopeAlerts) -> bytes:
-    return _codec_encoder.encode(alerts)
-
-
-def decode_scope(raw: bytes) -> ScopeAlerts:
-    return _codec_decoder.decode(raw)
-
-
 def _num(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
@@ -186,12 +157,12 @@ class AlertBook:
                 self.dirty.add(scope)
 
     def take_dirty(self) -> list[tuple[str, bytes]]:
-        out = [(scope, encode_scope(self.scopes[scope])) for scope in sorted(self.dirty) if scope in self.scopes]
+        out = [(scope, SCOPE_ALERTS.encode(self.scopes[scope])) for scope in sorted(self.dirty) if scope in self.scopes]
         self.dirty.clear()
         return out
 
     def restore(self, scope: str, raw: bytes) -> None:
-        self.scopes[scope] = decode_scope(raw)
+        self.scopes[scope] = SCOPE_ALERTS.decode(raw)
 
     def active(self) -> list[bytes]:
         """Firing records of every owned scope (what /alerts and Alertmanager re-sends show)."""

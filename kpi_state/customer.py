@@ -310,15 +310,3 @@ def _settled(invoice: Invoice, attribution: Attribution, day: DayCache) -> list[
 
 def _is_overdue(invoice: Invoice, now: float) -> bool:
     return invoice.paid_ts is None and invoice.due_ts is not None and invoice.due_ts < now
-
-
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(CustomerState)
-
-
-def encode_customer(state: CustomerState) -> bytes:
-    return _encoder.encode(state)
-
-
-def decode_customer(raw: bytes) -> CustomerState:
-    return _decoder.decode(raw)

@@ -73,15 +73,3 @@ class EntityRecord(msgspec.Struct):
         seen = self.seen
         if seen and next(iter(seen.values()))[1] < cutoff:
             self.seen = {eid: entry for eid, entry in seen.items() if entry[1] >= cutoff}
-
-
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(EntityRecord)
-
-
-def encode_record(record: EntityRecord) -> bytes:
-    return _encoder.encode(record)
-
-
-def decode_record(raw: bytes) -> EntityRecord:
-    return _decoder.decode(raw)

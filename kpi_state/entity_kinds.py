@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kpi_state.activity import decode_activity, encode_activity
-from kpi_state.customer import CustomerState, decode_customer, encode_customer
+from kpi_state.codec import ACTIVITY, CUSTOMER, OPPORTUNITY_HISTORY, SPEND
+from kpi_state.customer import CustomerState
 from kpi_state.entity import Judged, Withdrawn
 from kpi_state.events import Event
-from kpi_state.opportunity_history import OpportunityHistory, decode_history, encode_history
-from kpi_state.spend import SpendState, decode_spend, encode_spend
+from kpi_state.opportunity_history import OpportunityHistory
+from kpi_state.spend import SpendState
 
 Stages = tuple[str, ...]
 
@@ -49,15 +49,15 @@ def _spend_add(state: SpendState, event: Event, raw: bytes | None, stages: Stage
 KINDS: dict[str, Kind] = {
     "rep": Kind(
         _applied_by_engine, _applied_by_engine, _applied_by_engine, _never,
-        encode_activity, decode_activity,
+        ACTIVITY.encode, ACTIVITY.decode,
     ),
     "opp": Kind(
         new=OpportunityHistory.of,
         add=lambda state, event, raw, stages: state.add(event, raw, stages),
         contributions=lambda state, tz, now, stages: state.contributions(tz, stages),
         next_change=_never,
-        encode=encode_history,
-        decode=decode_history,
+        encode=OPPORTUNITY_HISTORY.encode,
+        decode=OPPORTUNITY_HISTORY.decode,
         held=lambda state: state.held,
         next_expiry=lambda state, lateness: state.next_expiry(lateness),
         expire=lambda state, cutoff, stages: state.expire(cutoff, stages),
@@ -68,8 +68,8 @@ KINDS: dict[str, Kind] = {
         add=lambda state, event, raw, stages: state.add(event, raw),
         contributions=lambda state, tz, now, stages: state.contributions(tz, now),
         next_change=lambda state, now: state.next_change(now),
-        encode=encode_customer,
-        decode=decode_customer,
+        encode=CUSTOMER.encode,
+        decode=CUSTOMER.decode,
         held=lambda state: state.held,
         next_expiry=lambda state, lateness: state.next_expiry(lateness),
         expire=lambda state, cutoff, stages: state.expire(cutoff),
@@ -79,8 +79,8 @@ KINDS: dict[str, Kind] = {
         add=_spend_add,
         contributions=lambda state, tz, now, stages: state.contributions(tz),
         next_change=_never,
-        encode=encode_spend,
-        decode=decode_spend,
+        encode=SPEND.encode,
+        decode=SPEND.decode,
     ),
 }
 

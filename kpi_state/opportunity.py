@@ -215,15 +215,3 @@ class OpportunityState(msgspec.Struct, kw_only=True):
             Contribution("open_opps", holder, SNAPSHOT, dims),
             Contribution("open_value", holder, SNAPSHOT, dims, self.amount or _ZERO),
         ]
-
-
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(OpportunityState)
-
-
-def encode_opportunity(state: OpportunityState) -> bytes:
-    return _encoder.encode(state)
-
-
-def decode_opportunity(raw: bytes) -> OpportunityState:
-    return _decoder.decode(raw)

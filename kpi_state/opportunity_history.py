@@ -163,15 +163,3 @@ def _judge(
             verdicts.append(state.apply(event, stages))
     # Held events are those before the first counted `created`; any after it were judged.
     return verdicts, state
-
-
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(OpportunityHistory)
-
-
-def encode_history(history: OpportunityHistory) -> bytes:
-    return _encoder.encode(history)
-
-
-def decode_history(raw: bytes) -> OpportunityHistory:
-    return _decoder.decode(raw)

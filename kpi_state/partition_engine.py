@@ -5,10 +5,9 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
-import msgspec
-
 from kpi_state.activity import ActivityState
 from kpi_state.calendar import local_date
+from kpi_state.codec import ENGINE_CLOCK, ENTITY_RECORD, EngineClock
 from kpi_state.day_cells import CellUpdate, DayCells
 from kpi_state.directory import RepDirectory
 from kpi_state.entity import (
@@ -19,8 +18,6 @@ from kpi_state.entity import (
     REPLAYED,
     EntityRecord,
     Withdrawn,
-    decode_record,
-    encode_record,
 )
 from kpi_state.entity_kinds import KINDS, kind_of
 from kpi_state.events import Event
@@ -28,16 +25,6 @@ from kpi_state.events import Event
 APPLIED = "applied"
 # The engine's own record in the state topic: its clock and the watermark's sources.
 ENGINE_KEY = b"~engine"
-
-
-class EngineClock(msgspec.Struct, array_like=True):
-    """The newest event time judged, and per source partition the newest seen from it."""
-
-    now: float | None = None
-    sources: dict[str, float] = msgspec.field(default_factory=dict)
-
-
-_clock_codec = (msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(EngineClock))
 
 
 class PartitionEngine:
@@ -183,21 +170,21 @@ class PartitionEngine:
         for key in self.dirty:
             record = self.records[key]
             record.body = KINDS[record.kind].encode(self.states[key]) if key in self.states else b""
-            out[key] = encode_record(record)
+            out[key] = ENTITY_RECORD.encode(record)
             record.body = b""  # the state lives decoded; its bytes are on the state topic
         self.dirty.clear()
         if self._clock_dirty:
-            out[ENGINE_KEY] = _clock_codec[0].encode(EngineClock(self.now, self.sources))
+            out[ENGINE_KEY] = ENGINE_CLOCK.encode(EngineClock(self.now, self.sources))
             self._clock_dirty = False
         return out
 
     def load(self, key: bytes, raw: bytes) -> None:
         """Adopt a record recovered from the changelog; call `rebuild` after the last one."""
         if key == ENGINE_KEY:
-            clock = _clock_codec[1].decode(raw)
+            clock = ENGINE_CLOCK.decode(raw)
             self.now, self.sources = clock.now, dict(clock.sources)
             return
-        record = decode_record(raw)
+        record = ENTITY_RECORD.decode(raw)
         self.records[key] = record
         if record.body:
             self.states[key] = KINDS[record.kind].decode(record.body)

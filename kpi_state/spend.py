@@ -52,15 +52,3 @@ class SpendState(msgspec.Struct, kw_only=True):
             by_day[day] = by_day.get(day, _ZERO) + amount
         attribution = spend_attribution(self.team_id)
         return [Contribution("spend", attribution, day, (), by_day[day]) for day in sorted(by_day)]
-
-
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(SpendState)
-
-
-def encode_spend(state: SpendState) -> bytes:
-    return _encoder.encode(state)
-
-
-def decode_spend(raw: bytes) -> SpendState:
-    return _decoder.decode(raw)

@@ -22,7 +22,7 @@ from kpi_state.day_cells import CellUpdate
 from kpi_state.kpi_view import ViewConfig
 from kpi_state.thresholds import load_thresholds
 from kpi_state.watermark import HEARTBEAT_SCOPE
-from streams.internal import pack_cells
+from kpi_state.codec import CELLS, Cells
 from streams.settings import DEFAULT_STAGES
 
 THRESHOLDS = load_thresholds(textwrap.dedent("""\
@@ -64,8 +64,8 @@ def ts(day: str, hour: int = 12) -> float:
 
 def cells(day: str, won: int, lost: int, beat: str) -> list[NS]:
     update = CellUpdate({"won": Decimal(won), "lost": Decimal(lost)}, {})
-    return [NS(key=b"rep:a", value=pack_cells(0, ts(day), {day: update}), partition=0, offset=0),
-            NS(key=HEARTBEAT_SCOPE.encode(), value=pack_cells(0, ts(beat), {}), partition=0, offset=0)]
+    return [NS(key=b"rep:a", value=CELLS.encode(Cells.of(0, ts(day), {day: update})), partition=0, offset=0),
+            NS(key=HEARTBEAT_SCOPE.encode(), value=CELLS.encode(Cells.of(0, ts(beat), {})), partition=0, offset=0)]
 
 
 def latest(state_log: list[tuple[bytes, bytes, int]]) -> list[tuple[bytes, bytes]]:

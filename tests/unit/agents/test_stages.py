@@ -16,7 +16,7 @@ from kpi_state.day_cells import CellUpdate
 from kpi_state.directory import RepDirectory
 from kpi_state.kpi_view import ViewConfig
 from kpi_state.stream_clock import StreamClock
-from streams.internal import Forwarded, pack_cells, pack_forwarded, unpack_cells, unpack_forwarded
+from kpi_state.codec import CELLS, FORWARDED, Cells, Forwarded
 from streams.settings import DEFAULT_STAGES
 from tests.inprocess import BILLING, CRM, Record, Settings, decoder
 
@@ -58,7 +58,7 @@ def test_the_edge_forwards_by_entity_with_the_original_record() -> None:
     assert rejections == []
     [(key, packed)] = forwards
     assert key == b"rep:a"  # the producer's key is not used: the pipeline re-keys by entity
-    original = unpack_forwarded(packed)
+    original = FORWARDED.decode(packed)
     assert (original.topic, original.partition, original.offset, original.key, original.value) == (
         CRM, 2, 41, b"whatever", value)
     assert original.headers == [("trace", b"x")]
@@ -118,14 +118,14 @@ def entity_stage() -> EntityStage:
 
 
 def forwarded(partition: int, offset: int, value: bytes, source_offset: int) -> Record:
-    packed = pack_forwarded(Forwarded(None, value, [], CRM, 3, source_offset, 1_000))
+    packed = FORWARDED.encode(Forwarded(None, value, [], CRM, 3, source_offset, 1_000))
     return Record("entity-events", partition, offset, b"rep:a", packed)
 
 
 def cells_by_scope(stage: EntityStage) -> dict[str, tuple[int, float, dict]]:
     out = {}
     for key, value in stage.cell_messages():
-        cells = unpack_cells(value)
+        cells = CELLS.decode(value)
         out[key.decode()] = (cells.partition, cells.newest_ts, cells.days)
     return out
 
@@ -173,7 +173,7 @@ def test_the_entity_stage_recovers_its_own_partitions_and_skips_what_it_applied(
 
 def cell_message(offset: int, source: int, calls: int, newest: str = "2026-03-02T10:00:00Z") -> Record:
     ts = datetime.fromisoformat(newest.replace("Z", "+00:00")).timestamp()
-    value = pack_cells(source, ts, {"2026-03-02": CellUpdate({"calls": D(calls)}, {})})
+    value = CELLS.encode(Cells.of(source, ts, {"2026-03-02": CellUpdate({"calls": D(calls)}, {})}))
     return Record("cells", 2, offset, b"rep:a", value)
 
 

@@ -7,9 +7,10 @@ import textwrap
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-from kpi_state.alert_book import AlertBook, decode_scope, encode_scope
+from kpi_state.alert_book import AlertBook
 from kpi_state.alert_records import fingerprint, reading
 from kpi_state.calendar import period_bounds
+from kpi_state.codec import SCOPE_ALERTS
 from kpi_state.day_cells import CellUpdate
 from kpi_state.kpi_view import KpiView, ViewConfig
 from kpi_state.rollup import Rollup
@@ -126,7 +127,7 @@ def test_state_survives_encoding_and_the_same_events_give_the_same_ids():
     [(scope, raw)] = book.take_dirty()
     again = AlertBook(load_thresholds(FILE), lineage_of)
     again.restore(scope, raw)
-    assert again.scopes == book.scopes and decode_scope(encode_scope(book.scopes[scope])) == book.scopes[scope]
+    assert again.scopes == book.scopes and SCOPE_ALERTS.decode(SCOPE_ALERTS.encode(book.scopes[scope])) == book.scopes[scope]
     put(rollup, view, "rep:a", "2026-11-03", lost=1, calls=1)
     judge(book, view, ["rep:a"], "2026-11-03")
     judge(again, view, ["rep:a"], "2026-11-03")

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from kpi_state.codec import OPPORTUNITY
 from kpi_state.contributions import Contribution
 from kpi_state.events import (
     Event,
@@ -15,7 +16,7 @@ from kpi_state.events import (
     OpportunityStageChanged,
     OpportunityWon,
 )
-from kpi_state.opportunity import OpportunityState, decode_opportunity, encode_opportunity
+from kpi_state.opportunity import OpportunityState
 
 STAGES = ("prospecting", "qualified", "meeting", "demo", "proposal", "negotiation")
 
@@ -188,9 +189,9 @@ REFUSED = [
 @pytest.mark.parametrize(("history", "event", "reason"), [pytest.param(*c[1:], id=c[0]) for c in REFUSED])
 def test_refused_events_leave_the_state_unchanged(history: list[Event], event: Event, reason: str) -> None:
     state = build(history)
-    before = encode_opportunity(state)
+    before = OPPORTUNITY.encode(state)
     assert state.apply(event, STAGES) == reason
-    assert encode_opportunity(state) == before
+    assert OPPORTUNITY.encode(state) == before
 
 
 @pytest.mark.parametrize(("first", "reason"), [
@@ -225,7 +226,7 @@ def test_contributions_are_a_pure_function_of_the_state() -> None:
     state = build([created(MON, amount="10"), moved(TUE, "demo", rep="r-2")])
     first = state.contributions("UTC")
     assert state.contributions("UTC") == first
-    assert decode_opportunity(encode_opportunity(state)).contributions("UTC") == first
+    assert OPPORTUNITY.decode(OPPORTUNITY.encode(state)).contributions("UTC") == first
 
 
 @pytest.mark.parametrize("events", [
@@ -235,7 +236,7 @@ def test_contributions_are_a_pure_function_of_the_state() -> None:
 ])
 def test_round_trip_is_exact(events: list[Event]) -> None:
     state = build(events)
-    restored = decode_opportunity(encode_opportunity(state))
+    restored = OPPORTUNITY.decode(OPPORTUNITY.encode(state))
     assert restored == state
     # Decimals keep their exponent, not only their value.
     assert str(restored.amount) == str(state.amount)

@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from kpi_state.codec import SPEND
 from kpi_state.events import Event, SpendRecorded
-from kpi_state.spend import SpendState, decode_spend, encode_spend
+from kpi_state.spend import SpendState
 
 
 def at(text: str) -> float:
@@ -74,14 +75,14 @@ def test_spend_per_local_day(events: list[Event], tz: str, expected: dict) -> No
 ])
 def test_spend_routed_to_another_entity_is_refused(event: Event) -> None:
     state = build([spend("2026-11-23T10:00:00+00:00", "100")])
-    before = encode_spend(state)
+    before = SPEND.encode(state)
     assert state.apply(event) == "invalid_transition"
-    assert encode_spend(state) == before
+    assert SPEND.encode(state) == before
 
 
 def test_round_trip_is_exact_and_zone_free() -> None:
     state = build([spend("2026-11-23T10:00:00+00:00", "0.10"), spend("2026-11-23T23:30:00+00:00", "12.3400")])
-    restored = decode_spend(encode_spend(state))
+    restored = SPEND.decode(SPEND.encode(state))
     assert restored == state
     assert cells(restored, "Europe/Paris") == {(T1, "2026-11-23"): Decimal("0.10"),
                                                (T1, "2026-11-24"): Decimal("12.3400")}

@@ -1,0 +1,110 @@
+"""Every internal record format (state topics, internal topics) and its one msgpack codec."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Generic, Literal, TypeVar
+
+import msgspec
+
+from kpi_state.activity import ActivityState
+from kpi_state.alerts import AlertState
+from kpi_state.customer import CustomerState
+from kpi_state.day_cells import CellUpdate
+from kpi_state.entity import EntityRecord
+from kpi_state.opportunity import OpportunityState
+from kpi_state.opportunity_history import OpportunityHistory
+from kpi_state.spend import SpendState
+
+T = TypeVar("T")
+
+
+class Codec(Generic[T]):
+    """One record type to and from msgpack bytes.
+
+    The bytes are read back by later runs (state topics, changelogs), so a codec's type and
+    decimal format are part of the stored format: change them only with a migration.
+    """
+
+    def __init__(self, kind: type[T], decimal_format: Literal["string", "number"] = "string") -> None:
+        self.kind = kind
+        self._encoder = msgspec.msgpack.Encoder(decimal_format=decimal_format)
+        self._decoder = msgspec.msgpack.Decoder(kind)
+
+    def encode(self, value: T) -> bytes:
+        return self._encoder.encode(value)
+
+    def decode(self, raw: bytes) -> T:
+        return self._decoder.decode(raw)
+
+
+class Forwarded(msgspec.Struct, array_like=True):
+    """An input record re-keyed by entity, carried unchanged so a later stage can dead-letter it."""
+
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+
+
+class Cells(msgspec.Struct, array_like=True):
+    """Absolute day cells of one scope from one entity partition (replacing earlier ones)."""
+
+    partition: int
+    newest_ts: float
+    days: dict[str, tuple[dict[str, Decimal], dict[str, list[str]]]]
+
+    @classmethod
+    def of(cls, partition: int, newest_ts: float, days: dict[str, CellUpdate]) -> Cells:
+        return cls(partition, newest_ts, {day: (u.values, u.members) for day, u in days.items()})
+
+
+class StoredParts(msgspec.Struct, array_like=True):
+    """The rollup table value of one (scope, day): what each entity partition last said about it."""
+
+    newest_ts: float
+    parts: dict[int, tuple[dict[str, str], dict[str, list[str]]]]
+
+
+class EngineClock(msgspec.Struct, array_like=True):
+    """The newest event time judged, and per source partition the newest seen from it."""
+
+    now: float | None = None
+    sources: dict[str, float] = msgspec.field(default_factory=dict)
+
+
+class Outgoing(msgspec.Struct):
+    """One alert record waiting to be sent (or to be found already sent after a crash)."""
+
+    id: str
+    key: str  # `{kpi}|{scope}|{window}`, the kpi.alerts key
+    record: bytes  # the JSON body, built once so a re-send is byte-identical
+    published: bool = False  # on kpi.alerts (acknowledged); the entry stays until notified
+
+
+class ScopeAlerts(msgspec.Struct, omit_defaults=True):
+    """The persisted alert state of one scope: states by `{kpi}|{window}` and its outbox."""
+
+    states: dict[str, AlertState] = {}
+    day: str = ""  # the last local day judged (a restart never judges a day twice)
+    outbox: list[Outgoing] = []
+    firing: dict[str, bytes] = {}  # `{kpi}|{window}` → the firing record (active alerts)
+
+
+# Internal topics.
+FORWARDED = Codec(Forwarded)  # kpi.internal entity events
+CELLS = Codec(Cells)  # partial day cells, entity stage → rollup stage
+# The entity stage's state topic: an envelope per entity, its body in the kind's own codec.
+ENTITY_RECORD = Codec(EntityRecord)
+ENGINE_CLOCK = Codec(EngineClock)
+ACTIVITY = Codec(ActivityState)
+CUSTOMER = Codec(CustomerState)
+OPPORTUNITY = Codec(OpportunityState)
+OPPORTUNITY_HISTORY = Codec(OpportunityHistory)
+SPEND = Codec(SpendState)
+# The rollup stage's state topic.
+STORED_PARTS = Codec(StoredParts)
+SCOPE_ALERTS = Codec(ScopeAlerts)

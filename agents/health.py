@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -168,16 +167,6 @@ def install_quiet_logs(quiet: logging.Filter) -> None:
     """Attach `quiet` to every handler of the root logger (Faust has set them up by now)."""
     for handler in logging.getLogger().handlers:
         handler.addFilter(quiet)
-
-
-def stop_on(signals: tuple[int, ...] = (signal.SIGTERM,)) -> None:
-    """For plain scripts: turn `signals` into KeyboardInterrupt so cleanup code runs."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    for signum in signals:
-        signal.signal(signum, handler)
 
 
 def broker_probe(settings: Any, state_topics: list[str]) -> Probe:

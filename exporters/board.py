@@ -14,7 +14,6 @@ from rich.text import Text
 from kpi_state.catalogue import CATALOGUE
 
 STATUS_STYLE = {"green": "green", "amber": "yellow", "red": "bold red"}
-SCOPE_ORDER = {"global": 0, "region": 1, "team": 2, "rep": 3}
 WINDOW_ORDER = ("day", "week", "month", "quarter", "year", "7d", "30d", "90d", "all")
 # Windows `kpis` shows when none is asked for: nine do not fit 80 columns.
 SCOPE_TABLE_WINDOWS = ("day", "week", "month", "7d", "30d", "all")
@@ -84,10 +83,6 @@ def fmt(record: dict[str, Any] | None) -> str:
 def styled(record: dict[str, Any] | None) -> Text:
     style = STATUS_STYLE.get((record or {}).get("status", "unknown"), "")
     return Text(fmt(record), style=style)
-
-
-def _scope_sort(scope: str) -> tuple[int, str]:
-    return SCOPE_ORDER.get(scope.partition(":")[0], 9), scope
 
 
 def _compact(title: str | None = None) -> Table:

@@ -15,7 +15,6 @@ from kpi_state.records import KpiValue, scope_kind_and_id
 STATUS_CODES = {"green": 0, "amber": 1, "red": 2, "unknown": -1}
 STATUS_METRIC = "sales_kpi_status"
 OTHER = "other"
-SCOPE_LABELS = ("scope_kind", "scope_id", "window")
 # On the status gauge the label `kpi` names the KPI itself, so the dim `kpi` of
 # objective_attainment (the KPI whose objective it is) is spelled `objective` there.
 STATUS_DIM_LABELS = {"kpi": "objective"}

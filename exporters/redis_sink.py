@@ -81,10 +81,6 @@ class RedisSink:
     def channel(self) -> str:
         return f"{self.prefix}:changes"
 
-    @property
-    def available(self) -> bool:
-        return self.down_since is None and self.client is not None
-
     def _client(self) -> aioredis.Redis:
         if self.client is None:
             self.client = aioredis.from_url(self.url, **self._options)

@@ -15,7 +15,6 @@ from kpi_state.events import (
     OpportunityStageChanged,
     OpportunityWon,
     PaymentReceived,
-    RepUpserted,
     SpendRecorded,
 )
 
@@ -31,8 +30,6 @@ def entity_key(event: Event) -> bytes:
         return b"cust:" + event.customer_id.encode()
     if isinstance(event, SpendRecorded):
         return b"spend:" + (event.team_id or "-").encode()
-    if isinstance(event, RepUpserted):
-        return b"reps:" + event.rep_id.encode()
     return b"rep:" + event.rep_id.encode()  # type: ignore[union-attr]
 
 

@@ -18,7 +18,6 @@ def internal_topic_names(settings: Settings) -> tuple[str, str]:
     return f"{settings.app_id}-entity-events", f"{settings.app_id}-cells"
 
 
-STATE_STAGES = ("stream-time", "entities", "rollup")
 
 
 def state_topic_name(settings: Settings, stage: str) -> str:

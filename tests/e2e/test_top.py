@@ -122,8 +122,11 @@ def test_each_role_sees_its_view_in_80_by_24(pipeline_env, start_worker):
     for heading in ("bookings", "win rate", "cycle", "pipeline ·all", "calls"):
         assert heading in director
     assert re.search(r"^global\s", director, re.M) and "team:t-" in director and "rep:r-" in director
-    # The company, its teams and reps do not fit 24 lines: pages turn by themselves.
-    assert "page 1/2" in director and "page 2/2" in director
+    # The company, its teams and reps do not fit 24 lines: pages turn by themselves (how
+    # many depends on how many firing alerts take lines under the board).
+    pages = re.findall(r"page (\d+)/(\d+)", director)
+    assert pages and pages[0][0] == "1" and int(pages[0][1]) >= 2, pages
+    assert ("2", pages[0][1]) in pages, pages
 
     executive = screens["executive"]
     assert "Executive · 30d" in executive

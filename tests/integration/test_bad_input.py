@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 # Fixed dates: lateness is judged against the partition's stream time (RECENT), and only
 # the clock-skew check looks at the wall clock, which FUTURE stays ahead of.
 RECENT = "2026-11-20T09:00:00Z"
+LATER = "2026-11-20T10:00:00Z"
 OLD = "2026-11-10T09:00:00Z"  # ten days behind RECENT: past the 7-day lateness
 FUTURE = "2100-01-01T00:00:00Z"
 
@@ -79,12 +80,15 @@ def test_each_bad_record_is_dead_lettered_once_and_good_kpis_hold(pipeline_env, 
     ]
     # Stateful bad input: needs the good events before it.
     stateful = [
-        ("won twice", "crm", js(env_("opportunity.won", {**opp, "amount": 1, "currency": "EUR"})), "invalid_transition"),
-        ("stage of unknown opp", "crm", js(env_("opportunity.stage_changed", {"opportunity_id": "o-404", "rep_id": "r-1", "to_stage": "demo"})), "invalid_transition"),
+        # Dated after the genuine win: in event-time order, the second close.
+        ("won twice", "crm", js(env_("opportunity.won", {**opp, "amount": 1, "currency": "EUR"}, occurred_at=LATER)), "invalid_transition"),
         ("conflicting duplicate", "crm", js(env_("opportunity.won", {**opp, "amount": "999", "currency": "EUR"}, event_id=won_id)), "conflicting_duplicate"),
         ("too late", "crm", js(env_("call.logged", CALL, occurred_at=OLD)), "too_late"),
     ]
     true_duplicate = good[0]
+    # Not dead-lettered now: held until its opportunity's created arrives, or orphaned once
+    # it falls behind the lateness horizon (unit-tested in test_event_time_order.py).
+    held = ("crm", js(env_("opportunity.stage_changed", {"opportunity_id": "o-404", "rep_id": "r-1", "to_stage": "demo"})))
 
     async def send():
         producer = AIOKafkaProducer(bootstrap_servers=hosts(env))
@@ -98,6 +102,7 @@ def test_each_bad_record_is_dead_lettered_once_and_good_kpis_hold(pipeline_env, 
             await producer.send(topics[true_duplicate[0]], value=true_duplicate[1], partition=0)
             for _, kind, value, _ in stateful:
                 await producer.send(topics[kind], value=value, partition=0)
+            await producer.send(topics[held[0]], value=held[1], partition=0)
             await producer.flush()
         finally:
             await producer.stop()
@@ -135,5 +140,6 @@ def test_each_bad_record_is_dead_lettered_once_and_good_kpis_hold(pipeline_env, 
     assert values["orders"] == 1 and values["revenue"] == 20.0
 
     metrics = worker.get("/metrics").decode()
+    assert metric_value(metrics, "kpi_pipeline_held_events") == 1
     assert metric_value(metrics, "kpi_pipeline_duplicates_total") == 1
     assert metric_value(metrics, "kpi_pipeline_events_rejected_total", reason="not_json") == 7

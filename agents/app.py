@@ -73,6 +73,7 @@ class Runtime:
             self.decoder, self.clock, self.metrics,
             {settings.topic_crm: CRM_TYPES, settings.topic_billing: BILLING_TYPES,
              settings.topic_backfill: CRM_TYPES | BILLING_TYPES},
+            history=frozenset({settings.topic_backfill}),
         )
         # sales.reps is reference data: no lateness, but its key must be the rep.
         self.reps_gate = Edge(

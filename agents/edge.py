@@ -41,6 +41,7 @@ class Edge:
     def __init__(
         self, decoder: Decoder, clock: StreamClock, metrics: PipelineMetrics,
         accepted: dict[str, frozenset[str]], keyed_by: dict[str, str] | None = None,
+        history: frozenset[str] = frozenset(),
     ) -> None:
         self.decoder = decoder
         self.clock = clock
@@ -48,6 +49,7 @@ class Edge:
         self.accepted = accepted  # topic -> event types it may carry
         # topic -> data field its Kafka key must equal (compacted topics such as sales.reps)
         self.keyed_by = keyed_by or {}
+        self.history = history  # topics of history (backfill): no lateness limit
 
     def process(
         self, records: list[SourceRecord], wall_now: float
@@ -63,7 +65,8 @@ class Edge:
                 field = self.keyed_by.get(record.topic)
                 if field and record.key is not None and record.key != getattr(event, field).encode():
                     raise InvalidEvent("key_mismatch", f"the record key differs from data.{field}")
-                self.clock.check(f"{record.topic}|{record.partition}", event.ts, wall_now)
+                self.clock.check(f"{record.topic}|{record.partition}", event.ts, wall_now,
+                                 late_allowed=record.topic in self.history)
             except InvalidEvent as exc:
                 rejections.append(self._reject(record, exc.reason, exc.detail))
                 continue

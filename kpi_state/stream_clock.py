@@ -18,15 +18,19 @@ class StreamClock:
         self.newest: dict[str, float] = {}
         self.changed: set[str] = set()
 
-    def check(self, partition_key: str, ts: float, wall_now: float) -> None:
-        """Raise `future_timestamp` or `too_late`; otherwise advance that partition's time."""
+    def check(self, partition_key: str, ts: float, wall_now: float, *, late_allowed: bool = False) -> None:
+        """Raise `future_timestamp` or `too_late`; otherwise advance that partition's time.
+
+        `late_allowed` (the backfill topic) skips the lateness check: history is old by
+        nature, and a re-import of it must meet its duplicates, not a lateness limit.
+        """
         if ts > wall_now + self.future_skew_s:
             raise InvalidEvent(
                 "future_timestamp",
                 f"occurred_at is more than {self.future_skew_s:g} s ahead of the clock",
             )
         newest = self.newest.get(partition_key)
-        if newest is not None and ts < newest - self.lateness_s:
+        if not late_allowed and newest is not None and ts < newest - self.lateness_s:
             raise InvalidEvent(
                 "too_late",
                 f"occurred_at is more than {self.lateness_s:g} s behind this partition's stream time",

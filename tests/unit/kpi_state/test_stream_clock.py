@@ -39,3 +39,22 @@ def test_rejected_events_do_not_move_stream_time():
     assert reason(clock, "crm|0", NOW - 10) is None
     assert clock.take_changed() == {"crm|0": NOW - 10}
     assert clock.take_changed() == {}
+
+
+def test_history_topics_have_no_lateness_limit_but_keep_the_clock_skew_check() -> None:
+    import pytest
+
+    from kpi_state.errors import InvalidEvent
+    from kpi_state.stream_clock import StreamClock
+
+    clock = StreamClock(lateness_s=7 * 86400, future_skew_s=300)
+    clock.check("events.backfill|0", 2_000_000_000.0, wall_now=2_000_000_000.0, late_allowed=True)
+    # A year older than the partition's stream time: fine for history, too late for live.
+    clock.check("events.backfill|0", 2_000_000_000.0 - 365 * 86400, wall_now=2_000_000_000.0, late_allowed=True)
+    clock.check("crm.events|0", 2_000_000_000.0, wall_now=2_000_000_000.0)
+    with pytest.raises(InvalidEvent) as late:
+        clock.check("crm.events|0", 2_000_000_000.0 - 365 * 86400, wall_now=2_000_000_000.0)
+    assert late.value.reason == "too_late"
+    with pytest.raises(InvalidEvent) as future:
+        clock.check("events.backfill|0", 2_000_000_000.0 + 3600, wall_now=2_000_000_000.0, late_allowed=True)
+    assert future.value.reason == "future_timestamp"

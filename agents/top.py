@@ -71,7 +71,9 @@ class Board:
         if records is None:
             return Text(f"no worker answers at {self.web}")
         view = ROLE_VIEWS[self.role]
-        firing = fetch_alerts(self.web) or []
+        # Only the alerts of the scopes this view shows (an executive reads the company's).
+        firing = [a for a in fetch_alerts(self.web) or []
+                  if a["labels"]["scope"].partition(":")[0] in view.kinds]
         # Firing alerts go under the board (a few, newest first): the rows they take come
         # off the board's page.
         shown = min(len(firing), ALERT_ROWS)

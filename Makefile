@@ -24,7 +24,7 @@ test: $(STAMP)
 
 # The fast loop: unit tests only (no broker, no Redis).
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit tests/oracle -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit tests/oracle -q -m "not slow" -n 2 $(PYTEST_ARGS)
 
 # The crash tests again and again, with other traffic and kill points each time.
 SOAK_RUNS ?= 20

@@ -20,6 +20,7 @@ from typing import Any
 
 import faust
 
+from agents.batches import send_placed
 from exporters.alerts_log import AlertHistory, follow, published_ids
 from exporters.notifiers import Delivery, NotifyMetrics, Resender
 from exporters.redis_alerts import RedisAlerts
@@ -62,8 +63,7 @@ class AlertOutput:
         """Each entity partition's stream time to every cells partition (after the batch's cells)."""
         out = self.runtime.out
         beats = heartbeats(self.runtime.entities, self.runtime.settings.topic_partitions, self.beats)
-        for partition, key, value in beats:
-            await out.send(self.cells_topic, key, value, partition=partition)
+        await send_placed(out, self.cells_topic, beats)
         if beats:
             await out.flush()
 

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agents.bundles import bundle, bundle_placed, unbundle
 from agents.dead_letter import Rejection
+from agents.edge import Edge
 from agents.entities import EntityStage
 from agents.rollup_stage import RollupStage
 
@@ -33,11 +35,38 @@ class StepTopics:
     cells: str
     entity_state: str
     rollup_state: str
+    entity_events: str = "entity-events"
+    stream_time_state: str = "stream-time-state"
+    partitions: int = 4  # of the internal topics (entity events, cells, state)
 
 
 async def dead_letter(out: Output, topic: str, rejections: list[Rejection]) -> None:
     for rejection in rejections:
         await out.send(topic, rejection.key, rejection.value, headers=rejection.headers)
+
+
+async def edge_batch(edge: Edge, records: list[Any], out: Output, topics: StepTopics, wall_now: float) -> None:
+    """Check input records; dead letters, then the events bundled by entity partition, then
+    the input partitions' stream times, all on the broker before the batch counts as done."""
+    forwards, rejections = edge.process(records, wall_now)
+    await dead_letter(out, topics.dlq, rejections)
+    await send_bundles(out, topics.entity_events, bundle(forwards, topics.partitions))
+    for name, newest in edge.clock.take_changed().items():
+        await out.send(
+            topics.stream_time_state, name.encode(), repr(newest).encode(),
+            partition=int(name.rsplit("|", 1)[1]),
+        )
+    await out.flush()
+
+
+async def send_bundles(out: Output, topic: str, bundles: list[tuple[int, bytes]]) -> None:
+    for partition, value in bundles:
+        await out.send(topic, None, value, partition=partition)
+
+
+async def send_placed(out: Output, topic: str, items: list[tuple[int, bytes, bytes]]) -> None:
+    """(partition, key, value) items to `topic`, one bundle per partition."""
+    await send_bundles(out, topic, bundle_placed(items))
 
 
 async def entity_batch(entities: EntityStage, records: list[Any], out: Output, topics: StepTopics) -> None:
@@ -50,7 +79,7 @@ async def entity_batch(entities: EntityStage, records: list[Any], out: Output, t
     the cells first means a recovered state is never ahead of what the rollup was told; when
     it is behind, the records after it are re-read and bring both to the same point.
     """
-    await dead_letter(out, topics.dlq, entities.process(records))
+    await dead_letter(out, topics.dlq, entities.process(unbundle(records)))
     await send_cells(entities, out, topics)
     await out.flush()
     for partition, key, value in entities.dirty_records():
@@ -60,8 +89,7 @@ async def entity_batch(entities: EntityStage, records: list[Any], out: Output, t
 
 async def send_cells(entities: EntityStage, out: Output, topics: StepTopics) -> None:
     """Every changed day cell, absolute, keyed by scope (the caller flushes)."""
-    for key, value in entities.cell_messages():
-        await out.send(topics.cells, key, value)
+    await send_bundles(out, topics.cells, bundle(entities.cell_messages(), topics.partitions))
 
 
 async def announce_recovered(entities: EntityStage, out: Output, topics: StepTopics) -> None:
@@ -85,6 +113,6 @@ async def rebuild_cells(entities: EntityStage, out: Output, topics: StepTopics) 
 
 async def rollup_batch(rollup: RollupStage, records: list[Any], out: Output, topics: StepTopics) -> None:
     """Apply absolute cells and persist what each (scope, day) now holds, before the commit."""
-    for partition, key, value in rollup.process(records):
+    for partition, key, value in rollup.process(unbundle(records)):
         await out.send(topics.rollup_state, key, value, partition=partition)
     await out.flush()

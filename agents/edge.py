@@ -20,7 +20,7 @@ BILLING_TYPES = frozenset({"invoice.issued", "payment.received", "credit_note.is
 
 
 class SourceRecord(Protocol):
-    """The parts of a consumed Kafka record used here (Faust's Message has them)."""
+    """The parts of a consumed Kafka record used here (aiokafka's ConsumerRecord has them)."""
 
     topic: str
     partition: int
@@ -28,11 +28,7 @@ class SourceRecord(Protocol):
     key: bytes | None
     value: bytes | None
     headers: Any
-    timestamp: float | None
-
-
-def _ms(timestamp: float | None) -> int | None:
-    return int(timestamp * 1000) if timestamp is not None else None
+    timestamp: int | None  # milliseconds, as aiokafka gives it
 
 
 class Edge:
@@ -72,7 +68,7 @@ class Edge:
                 continue
             forwards.append((entity_key(event), FORWARDED.encode(Forwarded(
                 record.key, record.value, header_list(record.headers), record.topic,
-                record.partition, record.offset, _ms(record.timestamp),
+                record.partition, record.offset, record.timestamp, event,
             ))))
         return forwards, rejections
 
@@ -83,5 +79,5 @@ class Edge:
         return reject(
             key=record.key, value=record.value, headers=record.headers, reason=reason,
             detail=detail, topic=record.topic, partition=record.partition,
-            offset=record.offset, timestamp_ms=_ms(record.timestamp),
+            offset=record.offset, timestamp_ms=record.timestamp,
         )

@@ -56,11 +56,13 @@ class EntityStage:
         rejections = []
         for message in messages:
             original = FORWARDED.decode(message.value)
-            try:
-                event = self.decoder.decode(original.value)
-            except InvalidEvent as exc:  # only if decoding rules changed between stages
-                rejections.append(self._reject(original, exc.reason, exc.detail))
-                continue
+            event = original.event
+            if event is None:  # forwarded by an edge that did not carry the decoded event
+                try:
+                    event = self.decoder.decode(original.value)
+                except InvalidEvent as exc:
+                    rejections.append(self._reject(original, exc.reason, exc.detail))
+                    continue
             engine = self.engine(message.partition)
             try:
                 outcome = engine.apply(

@@ -34,17 +34,16 @@ class Publisher:
         self.in_flight = len(series)
         stamp = iso_utc(time.time())
         started = time.perf_counter()
-        published = 0
+        encoded: list[tuple[bytes, bytes]] = []
         for index, one in enumerate(series):
             records = view.changed_records(one, stamp)
-            for record in records:
-                await out.send(self.topic, record.key.encode(), to_json(record))
+            encoded += [(record.key.encode(), to_json(record)) for record in records]
             if runtime.redis is not None:
                 self._redis_backlog.update((record.key, record) for record in records)
-            published += len(records)
             self.in_flight -= 1
             if index % SERIES_PER_STEP == SERIES_PER_STEP - 1:
                 await asyncio.sleep(0)
+        published = await out.send_keyed(self.topic, encoded) if encoded else 0
         await out.flush()
         if published:
             metrics.records_published.labels("kafka").inc(published)

@@ -49,6 +49,7 @@ class StepGate:
                 await stack.enter_async_context(lock)
             yield
 
-    def owned_records(self, events: Iterable[Any]) -> list[Any]:
-        """The Kafka records of `events` (Faust events) from partitions owned now."""
-        return [event.message for event in events if event.message.tp in self.owned]
+    def owned_records(self, records: Iterable[Any]) -> list[Any]:
+        """The Kafka records of partitions owned now (a TP equals its (topic, partition) tuple)."""
+        owned = self.owned
+        return [record for record in records if (record.topic, record.partition) in owned]

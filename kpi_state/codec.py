@@ -12,6 +12,7 @@ from kpi_state.alerts import AlertState
 from kpi_state.customer import CustomerState
 from kpi_state.day_cells import CellUpdate
 from kpi_state.entity import EntityRecord
+from kpi_state.events import Event
 from kpi_state.opportunity import OpportunityState
 from kpi_state.opportunity_history import OpportunityHistory
 from kpi_state.spend import SpendState
@@ -39,7 +40,11 @@ class Codec(Generic[T]):
 
 
 class Forwarded(msgspec.Struct, array_like=True):
-    """An input record re-keyed by entity, carried unchanged so a later stage can dead-letter it."""
+    """An input record re-keyed by entity, carried unchanged so a later stage can dead-letter it.
+
+    `event` is what the edge decoded from `value`: the entity step reads it back from
+    msgpack instead of parsing and checking the JSON a second time.
+    """
 
     key: bytes | None
     value: bytes
@@ -48,6 +53,18 @@ class Forwarded(msgspec.Struct, array_like=True):
     partition: int
     offset: int
     timestamp_ms: int | None
+    event: Event | None = None
+
+
+class Bundle(msgspec.Struct, array_like=True):
+    """Many (key, value) records of one internal-topic partition in one Kafka record.
+
+    A send and a fetch cost the same per Kafka record whatever it carries, so the steps
+    write one bundle per partition and batch instead of one record per event or cell.
+    Each item keeps its key, so the reader sees the records it would have seen unbundled.
+    """
+
+    items: list[tuple[bytes, bytes]]
 
 
 class Cells(msgspec.Struct, array_like=True):
@@ -95,6 +112,7 @@ class ScopeAlerts(msgspec.Struct, omit_defaults=True):
 
 
 # Internal topics.
+BUNDLE = Codec(Bundle)  # the Kafka record of both internal topics
 FORWARDED = Codec(Forwarded)  # kpi.internal entity events
 CELLS = Codec(Cells)  # partial day cells, entity stage → rollup stage
 # The entity stage's state topic: an envelope per entity, its body in the kind's own codec.

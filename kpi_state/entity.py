@@ -60,16 +60,18 @@ class EntityRecord(msgspec.Struct):
         self.seen[event_id] = (fingerprint, ts)
         if ts > self.newest_ts:
             self.newest_ts = ts
-            self._forget_before(ts - horizon_s)
+            self._forget_before(ts - horizon_s, horizon_s / 8)
 
     def forget_before(self, cutoff: float) -> None:
         """Forget the ids of events older than `cutoff`."""
         if self.seen:
             self.seen = {eid: entry for eid, entry in self.seen.items() if entry[1] >= cutoff}
 
-    def _forget_before(self, cutoff: float) -> None:
+    def _forget_before(self, cutoff: float, slack: float) -> None:
         # Ids arrive roughly in event-time order, so the first one inserted is a cheap
-        # stand-in for the oldest: prune (exactly) only when it has passed the horizon.
+        # stand-in for the oldest. Pruning only once it is `slack` past the horizon makes
+        # each pass drop many ids (ids are kept at least the horizon, never less); pruning
+        # as soon as it passed rebuilt the dict for every event of a busy rep.
         seen = self.seen
-        if seen and next(iter(seen.values()))[1] < cutoff:
+        if seen and next(iter(seen.values()))[1] < cutoff - slack:
             self.seen = {eid: entry for eid, entry in seen.items() if entry[1] >= cutoff}

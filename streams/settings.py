@@ -86,8 +86,7 @@ class Settings(BaseSettings):
 
     # --- outputs -------------------------------------------------------------
     flush_interval_s: float = Field(1.0, gt=0, le=60)
-    batch_max: int = Field(2000, ge=1)
-    batch_within_s: float = Field(0.2, gt=0)
+    batch_max: int = Field(5000, ge=1)
     max_series_per_kpi: int = Field(2000, ge=1)
     redis_prefix: str = "kpi"
 

@@ -49,7 +49,7 @@ class Record:
     key: bytes | None
     value: bytes
     headers: Any = None
-    timestamp: float | None = None
+    timestamp: int | None = None  # milliseconds, as aiokafka gives it
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def run_pipeline(
         for item in inputs[start : start + settings.batch]:
             offset = offsets[(item.topic, item.partition)]
             offsets[(item.topic, item.partition)] += 1
-            records.append(Record(item.topic, item.partition, offset, item.key, item.value, timestamp=stamp))
+            records.append(Record(item.topic, item.partition, offset, item.key, item.value, timestamp=int(stamp * 1000)))
         forwards, rejections = edge.process(records, wall_now)
         dlq.extend((_event_id(r.value), r.reason) for r in rejections)
         for key, value in forwards:

@@ -9,13 +9,12 @@ from agents.rebalance import StepGate
 
 
 @dataclass(frozen=True)
-class _Message:
-    tp: tuple[str, int]
+class _Record:
+    """What the gate reads of an aiokafka ConsumerRecord."""
 
-
-@dataclass(frozen=True)
-class _Event:
-    message: _Message
+    topic: str
+    partition: int
+    offset: int
 
 
 async def test_a_rebalance_waits_for_the_batch_in_flight_to_finish() -> None:
@@ -65,9 +64,11 @@ async def test_a_batch_waits_until_the_recovery_has_finished() -> None:
 
 
 async def test_a_batch_taken_before_the_revoke_keeps_only_partitions_still_owned() -> None:
+    from faust.types import TP
+
     gate = StepGate(("edge",))
-    gate.owned = {("crm", 0), ("crm", 1)}
-    events = [_Event(_Message(("crm", 0))), _Event(_Message(("crm", 1))), _Event(_Message(("crm", 0)))]
+    gate.owned = {TP("crm", 0), TP("crm", 1)}
+    records = [_Record("crm", 0, 0), _Record("crm", 1, 0), _Record("crm", 0, 1)]
     async with gate.rebalancing():
-        gate.owned -= {("crm", 1)}
-    assert [m.tp for m in gate.owned_records(events)] == [("crm", 0), ("crm", 0)]
+        gate.owned -= {TP("crm", 1)}
+    assert [(r.partition, r.offset) for r in gate.owned_records(records)] == [(0, 0), (0, 1)]

@@ -73,7 +73,7 @@ def test_the_edge_keys_opportunity_and_billing_events_by_their_entity() -> None:
 
 def test_the_edge_dead_letters_with_reason_and_provenance() -> None:
     records = [
-        Record(CRM, 1, 7, b"k", b"{not json", timestamp=1000.0),
+        Record(CRM, 1, 7, b"k", b"{not json", timestamp=1_000_000),
         Record(CRM, 1, 8, None, SPEND),  # a valid billing event on the CRM topic
         Record(CRM, 1, 9, None, call("f1", "2026-03-02T12:05:01Z")),  # 301 s ahead of the wall clock
     ]

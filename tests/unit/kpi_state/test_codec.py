@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from kpi_state import codec
+from kpi_state.events import CallLogged
 from kpi_state.activity import ActivityState
 from kpi_state.alerts import AlertState
 from kpi_state.customer import CustomerState, Invoice, Movement, Pending
@@ -30,8 +31,9 @@ EXPECTED = {
     "scope_alerts_empty": "80",
     "engine_clock": "92cb402900000000000082a563726d3a30cb4026000000000000a56572703a33cb4029000000000000",
     "engine_clock_empty": "92c080",
-    "forwarded": "97c4016bc4077b2276223a317d9192a168c40131aa63726d2e6576656e7473024dcd03e8",
-    "forwarded_nulls": "97c0c40090a36572700000c0",
+    "forwarded": "98c4016bc4077b2276223a317d9192a168c40131aa63726d2e6576656e7473024dcd03e888a474797065ab63616c6c2e6c6f67676564a67265705f6964a3722d31aa636f6e746163745f6964c0aa6475726174696f6e5f73cb403e000000000000a76f7574636f6d65c0a86576656e745f6964a3652d31a27473cb4014000000000000a6736f75726365c0",
+    "forwarded_nulls": "98c0c40090a36572700000c0c0",
+    "bundle": "919292c4056f70703a31c402010292c4057265703a72c400",
     "cells": "9303cb4058e0000000000081aa323032362d30332d30329282a7726576656e7565a531302e3530a56465616c73a13281a47265707392a3722d31a3722d32",
     "stored_parts": "92cb4058e0000000000082039281a7726576656e7565a531302e353081a47265707391a3722d3100928080",
 }
@@ -73,7 +75,11 @@ SAMPLES: dict[str, tuple[codec.Codec[Any], Any]] = {
     "scope_alerts_empty": (codec.SCOPE_ALERTS, codec.ScopeAlerts()),
     "engine_clock": (codec.ENGINE_CLOCK, codec.EngineClock(12.5, {"crm:0": 11.0, "erp:3": 12.5})),
     "engine_clock_empty": (codec.ENGINE_CLOCK, codec.EngineClock()),
-    "forwarded": (codec.FORWARDED, codec.Forwarded(b"k", b'{"v":1}', [("h", b"1")], "crm.events", 2, 77, 1_000)),
+    "forwarded": (codec.FORWARDED, codec.Forwarded(
+        b"k", b'{"v":1}', [("h", b"1")], "crm.events", 2, 77, 1_000,
+        CallLogged(event_id="e-1", ts=5.0, rep_id="r-1", duration_s=30.0),
+    )),
+    "bundle": (codec.BUNDLE, codec.Bundle([(b"opp:1", b"\x01\x02"), (b"rep:r", b"")])),
     "forwarded_nulls": (codec.FORWARDED, codec.Forwarded(None, b"", [], "erp", 0, 0, None)),
     "cells": (codec.CELLS, codec.Cells.of(
         3, 99.5, {"2026-03-02": CellUpdate({"revenue": D("10.50"), "deals": D("2")}, {"reps": ["r-1", "r-2"]})},

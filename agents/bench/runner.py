@@ -98,13 +98,16 @@ class Bench:
         reps_file = backlog.write_reps_file(self.run_dir / f"reps-{tag}.csv")
         return Loaded(backlog, topics, reps_file)
 
-    def group(self, loaded: Loaded, label: str) -> WorkerGroup:
+    def group(self, loaded: Loaded, label: str, reps_file: Path | None = None,
+              thresholds: Path | None = None) -> WorkerGroup:
         """Fresh app id, outputs and Redis prefix; the inputs are the loaded backlog's."""
         tag = new_tag()
         topics = Topics(loaded.topics.crm, loaded.topics.billing, tag)
         env = worker_env(broker_url=self.servers.broker_url, redis_url=self.servers.redis_url,
-                         topics=topics, run_dir=self.run_dir, reps_file=loaded.reps_file,
+                         topics=topics, run_dir=self.run_dir, reps_file=reps_file or loaded.reps_file,
                          partitions=self.partitions)
+        if thresholds is not None:
+            env["KPI_THRESHOLDS_FILE"] = str(thresholds)
         self.prefixes.append(env["KPI_REDIS_PREFIX"])
         return WorkerGroup(env, self.run_dir, label)
 
@@ -116,9 +119,9 @@ class Bench:
         return {"events": result.events, "seconds": result.seconds, "rate": result.rate,
                 "seconds_from_first": result.seconds_from_first, "rate_from_first": result.rate_from_first}
 
-    async def pipeline(self, loaded: Loaded, label: str, workers: int = 1,
-                       keep: bool = False) -> tuple[dict[str, Any], WorkerGroup]:
-        group = self.group(loaded, label)
+    async def pipeline(self, loaded: Loaded, label: str, workers: int = 1, keep: bool = False,
+                       group: WorkerGroup | None = None) -> tuple[dict[str, Any], WorkerGroup]:
+        group = group or self.group(loaded, label)
         self.say(f"({label}) {workers} worker{'s' if workers > 1 else ''} on the backlog "
                  f"(app id {group.app_id}; logs in {self.run_dir})")
         try:
@@ -134,6 +137,42 @@ class Bench:
         self.say(f"({label}) {result.rate:,.0f} events/s from start"
                  + (f", {result.rate_from_first:,.0f} from the first record" if result.rate_from_first else ""))
         return pipeline_dict(result), group
+
+    async def latency(self, loaded: Loaded, rate: float | None) -> dict[str, Any]:
+        """A worker of its own (the probe's thresholds) catches up on the backlog, then the load runs."""
+        from agents.bench.latency import DAY, plan_days, run_latency
+        from agents.bench.probe import probe_reps_file, probe_thresholds
+        from streams.simulator import Simulator
+
+        tag = new_tag()
+        group = self.group(
+            loaded, "c", reps_file=probe_reps_file(loaded.reps_file, self.run_dir / f"reps-probe-{tag}.csv"),
+            thresholds=probe_thresholds(self.run_dir / f"thresholds-probe-{tag}.yaml"),
+        )
+        try:
+            caught, _ = await self.pipeline(loaded, "c", keep=True, group=group)
+            target = (rate or caught["rate"]) / 2
+            backlog = loaded.backlog
+            per_day = backlog.count / max(1.0, (backlog.last_ts - backlog.first_ts) / DAY)
+            # Fewer events per simulated day than the backlog, so days (and alerts) come often.
+            wall_day, activity = plan_days(target, per_day, self.partitions)
+            simulator = Simulator(self.options.seed + 1, start=backlog.last_ts + 1, org=backlog.organisation,
+                                  initial_deals=0, activity=activity)
+            self.say(f"(c) latency at {target:,.0f} events/s offered, {self.options.latency_markers} probe "
+                     f"calls, one simulated day per ~{wall_day:.0f} s")
+            settings = Settings(broker_url=self.servers.broker_url, topic_crm=loaded.topics.crm,
+                                topic_billing=loaded.topics.billing,
+                                topic_kpi_values=group.env["KPI_TOPIC_KPI_VALUES"],
+                                topic_kpi_alerts=group.env["KPI_TOPIC_KPI_ALERTS"])
+            result = await run_latency(settings, simulator, target, self.partitions,
+                                       self.options.latency_markers, self.say)
+            group.check_alive()
+        finally:
+            group.stop()
+        result["catch_up"] = caught
+        result["activity"] = activity
+        result["wall_seconds_per_day"] = wall_day
+        return result
 
     def cleanup(self) -> None:
         for prefix in self.prefixes:
@@ -155,15 +194,10 @@ async def _run(bench: Bench, results: dict[str, Any]) -> None:
     loaded = await bench.load(bench.options.reps) if set(only) & {"a", "b", "c", "f"} else None
     if "a" in only:
         results["a"] = await bench.baseline(loaded)
-    if "b" in only or "c" in only:
-        results["b"], group = await bench.pipeline(loaded, "b", keep="c" in only)
-        if "c" in only:
-            from agents.bench.latency import measure_latency
-
-            try:
-                results["c"] = await measure_latency(bench, loaded, group, results["b"]["rate"])
-            finally:
-                group.stop()
+    if "b" in only:
+        results["b"], _ = await bench.pipeline(loaded, "b")
+    if "c" in only:
+        results["c"] = await bench.latency(loaded, results.get("b", {}).get("rate"))
     if "a" in results and "b" in results:
         results["ratio_b_a"] = results["b"]["rate"] / results["a"]["rate"]
         results["ratio_sentence"] = ratio_sentence(results["a"]["rate"], results["b"]["rate"])

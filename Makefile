@@ -34,6 +34,11 @@ soak: $(STAMP)
 	  KPI_TEST_SEED=$$seed $(BIN)/python -m pytest -q tests/integration/test_crash_recovery.py $(PYTEST_ARGS) || exit 1; \
 	done
 
+# The benchmark of issue 11 (docs/BENCHMARKS.md); e.g. make bench BENCH_ARGS="--only a,b --events 20000".
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/kpi-pipeline bench $(BENCH_ARGS)
+
 # The Grafana boards under deploy/ (tests/unit/exporters/test_dashboards.py checks they are current).
 THRESHOLDS ?= $(firstword $(wildcard kpi_state/defaults/thresholds.yaml) tests/data/thresholds.yaml)
 dashboards: $(STAMP)

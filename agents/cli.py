@@ -1,4 +1,4 @@
-"""The `kpi-pipeline` command: worker, simulate, replay, kpis, top, demo."""
+"""The `kpi-pipeline` command: worker, simulate, replay, kpis, top, demo, bench."""
 
 from __future__ import annotations
 
@@ -349,6 +349,27 @@ def demo(
     except EmbeddedServerError as exc:
         fail(str(exc), 1, headline="the demo cannot start:")
     raise typer.Exit(code)
+
+
+@cli.command()
+def bench(
+    events: int = typer.Option(200_000, "--events", min=1, help="events in the backlog"),
+    reps: int = typer.Option(500, "--reps", min=1, help="reps of the simulated organisation"),
+    seed: int = typer.Option(7, "--seed"),
+    only: Optional[str] = typer.Option(None, "--only", help="measurements to run, e.g. a,b (all: a,b,c,d,e,f)"),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="where to write the JSON (default: DATA_DIR/bench.json)"),
+) -> None:
+    """The benchmark: baseline consumer, full pipeline, latency, memory, scale (issue 11)."""
+    from agents.bench.runner import BenchOptions, parse_only, run_bench
+
+    load_settings()  # a bad KPI_* variable is reported here, not in a worker's log
+    try:
+        stages = parse_only(only)
+    except ValueError as exc:
+        fail(str(exc))
+    quiet_kafka_client()
+    options = BenchOptions(events=events, reps=reps, seed=seed, only=stages, json_path=json_path)
+    raise typer.Exit(run_bench(options, console))
 
 
 from agents.thresholds_command import register as _register_thresholds  # noqa: E402

@@ -44,6 +44,8 @@ ELSEWHERE = {
     "make unit": "the unit part of the suite (tests/unit)",
     "make soak": "tests/integration/test_crash_recovery.py, run again with other seeds",
     "kpi-pipeline worker": "the start_worker fixture runs exactly this command",
+    "make bench": "tests/e2e/test_bench.py runs `kpi-pipeline bench --only a,b` on a small backlog",
+    "kpi-pipeline bench --only a,b --events 20000": "tests/e2e/test_bench.py, with --events 3000",
     "docker compose up --build": "no Docker engine here: tests/unit/deploy/test_stack_files.py validates the file",
 }
 COMPOSE = [

@@ -75,9 +75,12 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
     app.on_partitions_assigned.connect(lambda sender, assigned=None, **_: recovery.on_assigned(assigned))
     app.on_partitions_revoked.connect(lambda sender, revoked=None, **_: recovery.on_revoked(revoked))
 
+    pacing = FlushPacing()
+
     async def edge(records: list[Any]) -> None:
         async with gate.turn("edge"):
             await edge_batch(runtime.edge, gate.owned_records(records), out, topics, time.time())
+        pacing.batch_done()
 
     async def reps_gate(records: list[Any]) -> None:
         # sales.reps is read whole by every worker (streams/reps.py); this only dead-letters.
@@ -89,11 +92,13 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         async with gate.turn("entities"):
             await entity_batch(runtime.entities, gate.owned_records(records), out, topics)
             await alerting.heartbeats()  # after the cells: the rollup's watermark (alerts)
+        pacing.batch_done()
 
     async def rollup(records: list[Any]) -> None:
         async with gate.turn("rollup"):
             await rollup_batch(runtime.rollup, gate.owned_records(records), out, topics)
             await alerting.after_batch()  # the batch's alert transitions, once its state is stored
+        pacing.batch_done()
 
     # In this order within a fetch: what the edge forwards is fetched by a later one.
     app.route_batches(raw_topic(settings.topic_crm, settings.topic_billing, settings.topic_backfill), edge)
@@ -113,8 +118,6 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         async def on_stop(self) -> None:
             await out.flush()
             await out.stop()
-
-    pacing = FlushPacing()
 
     @app.timer(settings.flush_interval_s, on_leader=False)
     async def flush() -> None:

@@ -54,6 +54,10 @@ class EntityStage:
 
     def process(self, messages: list[Any]) -> list[Rejection]:
         rejections = []
+        # Counted once per batch: a labelled counter costs more than applying an event.
+        applied: dict[str, int] = {}
+        held: dict[str, int] = {}
+        duplicates = replayed = 0
         for message in messages:
             original = FORWARDED.decode(message.value)
             event = original.event
@@ -77,15 +81,23 @@ class EntityStage:
                 rejections.append(self._reject(original, "internal_error", "the pipeline failed on this record"))
                 continue
             if outcome == APPLIED:
-                self.metrics.events_applied.labels(event.type).inc()
+                applied[event.type] = applied.get(event.type, 0) + 1
             elif outcome == HELD:
-                self.metrics.events_held.labels(event.type).inc()
+                held[event.type] = held.get(event.type, 0) + 1
             elif outcome == DUPLICATE:
-                self.metrics.duplicates.inc()
+                duplicates += 1
             elif outcome == REPLAYED:
-                self.metrics.replayed.inc()
+                replayed += 1
             else:
                 rejections.append(self._reject(original, outcome, _DETAILS.get(outcome, outcome)))
+        for kind, count in applied.items():
+            self.metrics.events_applied.labels(kind).inc(count)
+        for kind, count in held.items():
+            self.metrics.events_held.labels(kind).inc(count)
+        if duplicates:
+            self.metrics.duplicates.inc(duplicates)
+        if replayed:
+            self.metrics.replayed.inc(replayed)
         # Withdrawn and orphaned events leave before the state that no longer holds them.
         for engine in self.engines.values():
             if engine.now is not None:

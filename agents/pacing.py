@@ -18,12 +18,18 @@ class FlushPacing:
         self.clock = clock
         self._next = 0.0
         self._started = 0.0
+        self._batches = 0  # step batches since the last flush began
 
     def due(self) -> bool:
-        return self.clock() >= self._next
+        # Spacing only makes room for batches: with none waiting, flush at once.
+        return self._batches == 0 or self.clock() >= self._next
+
+    def batch_done(self) -> None:
+        self._batches += 1
 
     def start(self) -> None:
         self._started = self.clock()
+        self._batches = 0
 
     def done(self) -> None:
         now = self.clock()

@@ -60,8 +60,8 @@ class Publisher:
             for record in runtime.rollup.view.current():
                 self._redis_backlog.setdefault(record.key, record)
         pending = list(self._redis_backlog.values())
-        current_keys = {r.key for r in runtime.rollup.view.current()}
-        current = [r for r in pending if r.key in current_keys]
+        starts = runtime.rollup.view.current_starts()  # not view.current(): that scans all history
+        current = [r for r in pending if r.window not in starts or r.window_start == starts[r.window]]
         started = time.perf_counter()
         try:
             await runtime.redis.write(pending, current)

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 # Records per pipeline: one flush is one pipeline (one round trip) up to this size; a
 # backlog after an outage is split so encoding never holds the event loop for long.
 CHUNK = 5000
+# Publishes every body given on the channel KEYS[1]: a PUBLISH per record costs the worker a
+# command and a reply each, most of a flush's time when history is replayed.
+PUBLISH_ALL = "for i = 1, #ARGV do redis.call('PUBLISH', KEYS[1], ARGV[i]) end return #ARGV"
 RETRY_MAX_S = 10.0
 
 
@@ -67,6 +70,7 @@ class RedisSink:
         # True until a write succeeds after start or after an outage (see Publisher).
         self.resync_wanted = True
         self._next_try = 0.0
+        self.publish_in_script = True  # until the server refuses EVAL
 
     @classmethod
     def from_settings(cls, settings: Any) -> RedisSink:
@@ -134,27 +138,59 @@ class RedisSink:
         try:
             client = self._client()
             for start in range(0, len(records), CHUNK):
-                pipe = client.pipeline(transaction=False)
-                scopes: set[str] = set()
-                for record in records[start : start + CHUNK]:
-                    body = to_json(record)
-                    key = f"{self.prefix}:value:{record.key}"
-                    pipe.set(key, body)
-                    if record.window in CALENDAR_WINDOWS and record.window_start:
-                        pipe.sadd(self.period_key(record.window, record.window_start), key)
-                    if record.key in current_keys:
-                        pipe.hset(self.current_key(record.scope, record.window), _field(record), body)
-                        scopes.add(record.scope)
-                    pipe.publish(self.channel, body)
-                if scopes:
-                    pipe.sadd(self.scopes_key, *sorted(scopes))
-                await pipe.execute()
+                await self._write_chunk(client, records[start : start + CHUNK], current_keys)
                 await asyncio.sleep(0)
         except Exception as exc:  # noqa: BLE001 - counted by the caller, logged once here
             self._failed(exc)
             raise RedisUnavailable(type(exc).__name__) from exc
         self._recovered()
         self.resync_wanted = False
+
+    async def _write_chunk(self, client: aioredis.Redis, records: Sequence[KpiValue], current_keys: set[str]) -> None:
+        """One pipeline: every value in one MSET, set members and hash fields grouped by key.
+
+        A command per record and key cost the worker more than computing the records;
+        grouped, a chunk is a handful of commands plus one PUBLISH per record.
+        """
+        values: dict[str, bytes] = {}
+        members: dict[str, list[str]] = {}
+        fields: dict[str, dict[str, bytes]] = {}
+        bodies: list[bytes] = []
+        scopes: set[str] = set()
+        for record in records:
+            body = to_json(record)
+            key = f"{self.prefix}:value:{record.key}"
+            values[key] = body
+            if record.window in CALENDAR_WINDOWS and record.window_start:
+                members.setdefault(self.period_key(record.window, record.window_start), []).append(key)
+            if record.key in current_keys:
+                fields.setdefault(self.current_key(record.scope, record.window), {})[_field(record)] = body
+                scopes.add(record.scope)
+            bodies.append(body)
+        pipe = client.pipeline(transaction=False)
+        pipe.mset(values)
+        for period, keys in members.items():
+            pipe.sadd(period, *keys)
+        for current, mapping in fields.items():
+            pipe.hset(current, mapping=mapping)
+        if scopes:
+            pipe.sadd(self.scopes_key, *sorted(scopes))
+        if self.publish_in_script:
+            # One command for the whole chunk; Redis loops over PUBLISH itself.
+            pipe.eval(PUBLISH_ALL, 1, self.channel, *bodies)
+        else:
+            for body in bodies:
+                pipe.publish(self.channel, body)
+        try:
+            await pipe.execute()
+        except aioredis.ResponseError as exc:
+            if not self.publish_in_script or "eval" not in str(exc).lower() and "script" not in str(exc).lower() \
+                    and "noperm" not in str(exc).lower():
+                raise
+            # An ACL user without scripting: publish one command per record from now on.
+            log.warning("redis user may not run EVAL (%s); publishing changes one by one", str(exc)[:80])
+            self.publish_in_script = False
+            await self._write_chunk(client, records, current_keys)
 
     def current_key(self, scope: str, window: str) -> str:
         return f"{self.prefix}:current:{scope}:{window}"

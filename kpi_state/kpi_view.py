@@ -182,12 +182,16 @@ class KpiView:
         polls then cost nothing, however much history `latest` holds.
         """
         if self._current is None:
-            starts = {w: self._bounds(w, self.rollup.current_start(w))[0] for w in CALENDAR_WINDOWS}
+            starts = self.current_starts()
             self._current = [
                 r for r in self.latest.values()
                 if r.window not in starts or r.window_start == starts[r.window]
             ]
         return self._current
+
+    def current_starts(self) -> dict[str, str | None]:
+        """The window_start of each calendar window's current period."""
+        return {w: self._bounds(w, self.rollup.current_start(w))[0] for w in CALENDAR_WINDOWS}
 
     def at(self, day: date, window: str | None) -> list[KpiValue]:
         """The records of the calendar periods holding `day` (one window or all kinds)."""

@@ -1,0 +1,105 @@
+"""BatchConsumer: a fetch goes to the steps in route order, and offsets are committable only once a batch is done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from faust.types import TP
+
+from agents.delivery import BatchConsumer, PipelineApp
+
+
+@dataclass
+class Record:
+    topic: str
+    partition: int
+    offset: int
+
+
+@pytest.fixture
+def consumer(monkeypatch):
+    app = PipelineApp("delivery-test", broker="kafka://127.0.0.1:1", web_enabled=False)
+    consumer = app.consumer
+    assert isinstance(consumer, BatchConsumer)
+    owned = {TP("in", 0), TP("in", 1), TP("mid", 0)}
+    monkeypatch.setattr(consumer, "assignment", lambda: owned)
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 100)
+    consumer.resume_flow()
+    return app, consumer
+
+
+def fetch(*records: Record) -> dict[TP, list[Record]]:
+    out: dict[TP, list[Record]] = {}
+    for record in records:
+        out.setdefault(TP(record.topic, record.partition), []).append(record)
+    return out
+
+
+async def test_a_fetch_goes_to_each_route_in_the_order_routes_were_added(consumer) -> None:
+    app, consumer = consumer
+    seen: list[tuple[str, list[int]]] = []
+
+    async def first(records):
+        seen.append(("first", [r.offset for r in records]))
+
+    async def second(records):
+        seen.append(("second", [r.offset for r in records]))
+
+    app.batch_routes.add(["in"], first)
+    app.batch_routes.add(["mid"], second)
+    await consumer._deliver(fetch(Record("mid", 0, 5), Record("in", 0, 1), Record("in", 1, 2), Record("in", 0, 3)), None)
+    assert seen == [("first", [1, 3, 2]), ("second", [5])]
+    assert consumer._new_offset(TP("in", 0)) == 4 and consumer._new_offset(TP("in", 1)) == 3
+    assert consumer._new_offset(TP("mid", 0)) == 6
+    assert set(consumer._filter_tps_with_pending_acks()) == {TP("in", 0), TP("in", 1), TP("mid", 0)}
+
+
+async def test_a_batch_that_fails_leaves_its_offsets_uncommitted(consumer) -> None:
+    app, consumer = consumer
+
+    async def failing(records):
+        raise RuntimeError("the broker went away mid-flush")
+
+    app.batch_routes.add(["in"], failing)
+    with pytest.raises(RuntimeError):
+        await consumer._deliver(fetch(Record("in", 0, 7)), None)
+    assert consumer._new_offset(TP("in", 0)) is None
+
+
+async def test_records_already_read_are_not_delivered_twice(consumer) -> None:
+    app, consumer = consumer
+    got: list[int] = []
+
+    async def collect(records):
+        got.extend(r.offset for r in records)
+
+    app.batch_routes.add(["in"], collect)
+    await consumer._deliver(fetch(Record("in", 0, 1), Record("in", 0, 2)), None)
+    await consumer._deliver(fetch(Record("in", 0, 2), Record("in", 0, 3)), None)  # a re-fetch overlaps
+    assert got == [1, 2, 3]
+
+
+async def test_revoked_partitions_forget_their_done_offsets(consumer) -> None:
+    app, consumer = consumer
+
+    async def collect(records):
+        pass
+
+    app.batch_routes.add(["in"], collect)
+    await consumer._deliver(fetch(Record("in", 1, 9), Record("in", 0, 4)), None)
+    assert consumer._new_offset(TP("in", 1)) == 10
+    await consumer.on_partitions_revoked({TP("in", 1)})
+    assert set(consumer._filter_tps_with_pending_acks()) == {TP("in", 0)}
+
+
+async def test_partitions_not_active_are_left_out(consumer) -> None:
+    app, consumer = consumer
+    got: list[tuple[int, int]] = []
+
+    async def collect(records):
+        got.extend((r.partition, r.offset) for r in records)
+
+    app.batch_routes.add(["in"], collect)
+    await consumer._deliver(fetch(Record("in", 0, 1), Record("in", 1, 1)), {TP("in", 0)})
+    assert got == [(0, 1)]

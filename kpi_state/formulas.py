@@ -32,9 +32,18 @@ def _count(kpi: str, num: Decimal, dims: tuple = ()) -> KpiResult:
     return KpiResult(kpi, dims, num, None, num)
 
 
+_DIMS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
+
+
 def _dims_of(key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    component, *parts = key.split("|")
-    return component, tuple(tuple(part.split("=", 1)) for part in parts)  # type: ignore[misc]
+    # The same few component keys (stage pairs) are split for every series: once each.
+    known = _DIMS.get(key)
+    if known is None:
+        component, *parts = key.split("|")
+        known = component, tuple(tuple(part.split("=", 1)) for part in parts)  # type: ignore[misc]
+        if len(_DIMS) < 10_000:
+            _DIMS[key] = known
+    return known
 
 
 def windowed(t: Totals, stages: tuple[str, ...]) -> Iterator[KpiResult]:

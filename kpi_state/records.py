@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
 import msgspec
@@ -26,10 +25,16 @@ class KpiValue(msgspec.Struct, omit_defaults=False, dict=True):
     dims: dict[str, str]
     updated_at: str
 
-    @cached_property  # asked for by every sink; `dict=True` gives it a slot outside the fields
+    @property
     def key(self) -> str:
         """`{kpi}|{scope}|{window}|{window_start}`, dims appended as `|name=value`."""
-        return record_key(self.kpi, self.scope, self.window, self.window_start, self.dims)
+        # Asked for by every sink: spelled once, kept in the instance dict (`dict=True`),
+        # which the encoders ignore. (functools.cached_property takes a lock per call.)
+        cache = self.__dict__
+        key = cache.get("key")
+        if key is None:
+            key = cache["key"] = record_key(self.kpi, self.scope, self.window, self.window_start, self.dims)
+        return key
 
 
 def record_key(

@@ -72,16 +72,21 @@ async def produce(
     return len(records)
 
 
-async def end_offsets(settings: Settings, topics: Sequence[str]) -> dict[TopicPartition, int]:
-    """The next offset of every partition of `topics` (what a caught-up group has committed)."""
+async def partitions_of(settings: Settings, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, from the broker's metadata (topics a worker just created too)."""
     admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings))
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))
     finally:
         await admin.close()
-    parts = [TopicPartition(d["topic"], p["partition"]) for d in described
-             for p in d.get("partitions") or ()]
+    return [TopicPartition(d["topic"], p["partition"]) for d in described
+            for p in d.get("partitions") or ()]
+
+
+async def end_offsets(settings: Settings, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    """The next offset of every partition of `topics` (what a caught-up group has committed)."""
+    parts = await partitions_of(settings, topics)
     consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), enable_auto_commit=False)
     await consumer.start()
     try:

@@ -12,9 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
 
-from agents.bench.kafka_io import partition_of
+from agents.bench.kafka_io import partition_of, partitions_of
 from agents.bench.probe import PROBE_RED_BELOW, PROBE_SCOPE, TICK_KEYS, calls_today, probe_call, ticks
 from streams.kafka_security import aiokafka_kwargs
 from streams.settings import Settings
@@ -68,13 +67,12 @@ class Observed:
 
 async def _tail(settings: Settings, topic: str, keep: Callable[[bytes, bytes], None],
                 ready: asyncio.Event) -> None:
+    parts = await partitions_of(settings, [topic])
+    if not parts:
+        raise RuntimeError(f"the broker does not know {topic}")
     consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - a topic just created
-            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(parts)
         await consumer.seek_to_end(*parts)
         for tp in parts:

@@ -46,14 +46,20 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(("(b)/(a)", f"{results['ratio_b_a']:.4f}", "ratio", "target ≥ 0.5"))
     c = results.get("c")
     if c:
-        for name in ("kpi_values", "alerts"):
+        caught = c.get("catch_up") or {}
+        if caught:
+            out.append(("(c) its worker's catch-up (probe thresholds)", _fmt(caught["rate"], "events/s"),
+                        "events/s", "then the steady load below"))
+        for name, title, counted in (("kpi_values", "(c) produce → kpi.values", "markers"),
+                                     ("alerts", "(c) day closed → red alert", "red days")):
             one = c.get(name) or {}
             if one.get("p50_s") is not None:
-                out.append((f"(c) produce → {name.replace('_', '.') if name == 'kpi_values' else 'red alert'}",
-                            f"{one['p50_s']:.3f} / {one['p99_s']:.3f} / {one['max_s']:.3f}",
-                            "s p50/p99/max", f"{one['samples']} markers at {c['offered_rate']:,.0f} events/s"))
-            elif one.get("note"):
-                out.append((f"(c) {name}", "—", "", one["note"]))
+                missing = f", {one['missing']} never seen" if one.get("missing") else ""
+                out.append((title, f"{one['p50_s']:.3f} / {one['p99_s']:.3f} / {one['max_s']:.3f}",
+                            "s p50/p99/max",
+                            f"{one['samples']} {counted} at {c['offered_rate']:,.0f} events/s{missing}"))
+            else:
+                out.append((title, "—", "", one.get("note") or f"no {counted} seen ({one.get('missing', 0)} sent)"))
     d = results.get("d")
     if d:
         if d.get("available"):

@@ -247,6 +247,14 @@ def run_bench(options: BenchOptions, console: Console) -> int:
             results["failure"] = str(exc)
             console.print(f"[bold red]bench failed:[/] {exc}", highlight=False)
             code = 1
+        except Exception as exc:  # noqa: BLE001 - report what was measured before it broke
+            import traceback
+
+            (run_dir / "bench-error.log").write_text(traceback.format_exc())
+            results["failure"] = f"{type(exc).__name__}: {exc}"
+            console.print(f"[bold red]bench failed:[/] {type(exc).__name__}: {exc} "
+                          f"(traceback in {run_dir / 'bench-error.log'})", highlight=False)
+            code = 1
         finally:
             bench.cleanup()
     write_json(json_path, results)

@@ -10,14 +10,18 @@ ends, so what a batch wrote is on the broker before Faust commits the batch's of
 from __future__ import annotations
 
 import asyncio
+import logging
 import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
 
 from streams.kafka_security import aiokafka_kwargs
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class KafkaOut:
@@ -58,10 +62,28 @@ class KafkaOut:
         if not self._started:
             await self.start()
         assert self._producer is not None
-        return await self._producer.send(
+        producer = self._producer
+        return await self._enqueue(topic, lambda: producer.send(
             topic, value=value, key=key, partition=partition,
             headers=list(headers) if headers else None,
-        )
+        ))
+
+    async def _enqueue(self, topic: str, enqueue: Any) -> Any:
+        """`enqueue()` again while the producer's queue stays full.
+
+        aiokafka gives up waiting for room after its request timeout, when the broker is
+        slow or unreachable; nothing was queued then, so trying again loses and doubles
+        nothing, and the worker outlives the outage instead of crashing on it.
+        """
+        waited = 0
+        while True:
+            try:
+                return await enqueue()
+            except KafkaTimeoutError:
+                waited += 1
+                if waited == 1:
+                    log.warning("the broker is not taking records for %s; holding them until it does", topic)
+                await asyncio.sleep(min(5.0, 0.1 * 2 ** min(waited, 6)))
 
     async def send_keyed(self, topic: str, records: Iterable[tuple[bytes, bytes]]) -> int:
         """Enqueue many keyed records, each on partition crc32(key) mod the topic's partitions.
@@ -88,12 +110,12 @@ class KafkaOut:
         batch = producer.create_batch()
         for key, value in items:
             if batch.append(key=key, value=value, timestamp=None) is None:
-                await producer.send_batch(batch, topic, partition=partition)
+                await self._enqueue(topic, lambda full=batch: producer.send_batch(full, topic, partition=partition))
                 batch = producer.create_batch()
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     raise ValueError(f"a record of {len(value)} bytes does not fit a batch of {topic}")
         if batch.record_count():
-            await producer.send_batch(batch, topic, partition=partition)
+            await self._enqueue(topic, lambda: producer.send_batch(batch, topic, partition=partition))
 
     async def flush(self) -> None:
         """Wait until every record enqueued so far is acknowledged by the broker."""

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 from agents.bundles import bundle, bundle_placed, unbundle
 from agents.dead_letter import Rejection
 from agents.edge import Edge
-from agents.entities import EntityStage
-from agents.rollup_stage import RollupStage
+from agents.entities import EntityStep
+from agents.rollup_step import RollupStep
 
 
 class Output(Protocol):
@@ -69,7 +69,7 @@ async def send_placed(out: Output, topic: str, items: list[tuple[int, bytes, byt
     await send_bundles(out, topic, bundle_placed(items))
 
 
-async def entity_batch(entities: EntityStage, records: list[Any], out: Output, topics: StepTopics) -> None:
+async def entity_batch(entities: EntityStep, records: list[Any], out: Output, topics: StepTopics) -> None:
     """Apply a batch of entity events; cells leave before the state that produced them.
 
     The rollup only learns that a cell emptied (an opportunity left the open pipeline, an
@@ -87,12 +87,12 @@ async def entity_batch(entities: EntityStage, records: list[Any], out: Output, t
     await out.flush()
 
 
-async def send_cells(entities: EntityStage, out: Output, topics: StepTopics) -> None:
+async def send_cells(entities: EntityStep, out: Output, topics: StepTopics) -> None:
     """Every changed day cell, absolute, keyed by scope (the caller flushes)."""
     await send_bundles(out, topics.cells, bundle(entities.cell_messages(), topics.partitions))
 
 
-async def announce_recovered(entities: EntityStage, out: Output, topics: StepTopics) -> None:
+async def announce_recovered(entities: EntityStep, out: Output, topics: StepTopics) -> None:
     """After a recovery, every cell of the recovered entity state, absolute.
 
     The rollup may hold cells from after that state (sent, then the worker died before
@@ -104,14 +104,14 @@ async def announce_recovered(entities: EntityStage, out: Output, topics: StepTop
     await out.flush()
 
 
-async def rebuild_cells(entities: EntityStage, out: Output, topics: StepTopics) -> None:
+async def rebuild_cells(entities: EntityStep, out: Output, topics: StepTopics) -> None:
     """Re-derive and send every cell after the rep → team → region directory changed."""
     entities.rebuild()
     await send_cells(entities, out, topics)
     await out.flush()
 
 
-async def rollup_batch(rollup: RollupStage, records: list[Any], out: Output, topics: StepTopics) -> None:
+async def rollup_batch(rollup: RollupStep, records: list[Any], out: Output, topics: StepTopics) -> None:
     """Apply absolute cells and persist what each (scope, day) now holds, before the commit."""
     for partition, key, value in rollup.process(unbundle(records)):
         await out.send(topics.rollup_state, key, value, partition=partition)

@@ -1,4 +1,4 @@
-"""The edge stage: decode and check each input record, dead-letter it or forward it by entity."""
+"""The edge step: decode and check each input record, dead-letter it or forward it by entity."""
 
 from __future__ import annotations
 

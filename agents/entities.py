@@ -1,4 +1,4 @@
-"""The entity stage: one PartitionEngine per owned partition of the entity-events topic."""
+"""The entity step: one PartitionEngine per owned partition of the entity-events topic."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def split_table_key(key: bytes) -> tuple[int, bytes]:
     return int(partition), entity
 
 
-class EntityStage:
+class EntityStep:
     """No Faust here: forwarded records in; rejections, state writes and cell messages out."""
 
     def __init__(self, *, decoder: Decoder, directory: RepDirectory, metrics: PipelineMetrics,

@@ -9,10 +9,10 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
-from agents.entities import EntityStage
+from agents.entities import EntityStep
 from agents.publish import Publisher
 from agents.rebalance import StepGate
-from agents.rollup_stage import RollupStage
+from agents.rollup_step import RollupStep
 from agents.thresholds_command import read_thresholds
 from exporters.kafka_out import KafkaOut
 from exporters.pipeline_metrics import InputFreshness, PipelineMetrics
@@ -57,12 +57,12 @@ class Runtime:
             self.decoder, StreamClock(INFINITE, INFINITE), self.metrics,
             {settings.topic_reps: frozenset({"rep.upserted"})}, {settings.topic_reps: "rep_id"},
         )
-        self.entities = EntityStage(
+        self.entities = EntityStep(
             decoder=self.decoder, directory=self.directory, metrics=self.metrics,
             tz=settings.timezone, stages=settings.stages, dedup_horizon_s=settings.dedup_horizon_s,
             lateness_s=settings.lateness_s, backfill_topic=settings.topic_backfill,
         )
-        self.rollup = RollupStage(
+        self.rollup = RollupStep(
             ViewConfig(
                 tz=settings.timezone, stages=settings.stages, currency=settings.reporting_currency,
                 customer_lifetime_days=Decimal(str(settings.customer_lifetime_days)),

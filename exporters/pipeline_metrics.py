@@ -111,7 +111,7 @@ class PipelineMetrics:
         )
         self.rebalances = Counter(
             "kpi_pipeline_rebalances",
-            "Partition assignments this worker received (each one reloads stage state)",
+            "Partition assignments this worker received (each one reloads the steps' state)",
             registry=registry,
         )
 

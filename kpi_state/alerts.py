@@ -10,7 +10,7 @@ from kpi_state.thresholds import Bounds
 
 
 class AlertState(msgspec.Struct, omit_defaults=True):
-    """What an alert remembers between observations; persisted with the rollup stage's state."""
+    """What an alert remembers between observations; persisted with the rollup step's state."""
 
     phase: str = "ok"  # ok | pending | firing
     since: float = 0.0  # pending: when red began; firing: the episode's startsAt (event time)

@@ -40,7 +40,7 @@ class Codec(Generic[T]):
 
 
 class Forwarded(msgspec.Struct, array_like=True):
-    """An input record re-keyed by entity, carried unchanged so a later stage can dead-letter it.
+    """An input record re-keyed by entity, carried unchanged so a later step can dead-letter it.
 
     `event` is what the edge decoded from `value`: the entity step reads it back from
     msgpack instead of parsing and checking the JSON a second time.
@@ -114,8 +114,8 @@ class ScopeAlerts(msgspec.Struct, omit_defaults=True):
 # Internal topics.
 BUNDLE = Codec(Bundle)  # the Kafka record of both internal topics
 FORWARDED = Codec(Forwarded)  # kpi.internal entity events
-CELLS = Codec(Cells)  # partial day cells, entity stage → rollup stage
-# The entity stage's state topic: an envelope per entity, its body in the kind's own codec.
+CELLS = Codec(Cells)  # partial day cells, entity step → rollup step
+# The entity step's state topic: an envelope per entity, its body in the kind's own codec.
 ENTITY_RECORD = Codec(EntityRecord)
 ENGINE_CLOCK = Codec(EngineClock)
 ACTIVITY = Codec(ActivityState)
@@ -123,6 +123,6 @@ CUSTOMER = Codec(CustomerState)
 OPPORTUNITY = Codec(OpportunityState)
 OPPORTUNITY_HISTORY = Codec(OpportunityHistory)
 SPEND = Codec(SpendState)
-# The rollup stage's state topic.
+# The rollup step's state topic.
 STORED_PARTS = Codec(StoredParts)
 SCOPE_ALERTS = Codec(ScopeAlerts)

@@ -52,7 +52,7 @@ class Totals:
 
 
 class Rollup:
-    """The rollup stage's state for the scopes it owns: partials by partition, totals by window."""
+    """The rollup step's state for the scopes it owns: partials by partition, totals by window."""
 
     def __init__(self, tz: str) -> None:
         self.tz = tz

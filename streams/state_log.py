@@ -1,8 +1,8 @@
 """Reads the pipeline's own state topics back: the latest value of every key on some partitions.
 
-The worker writes each stage's state (entities, rollup cells, stream time) to a compacted
-topic of its own, partitioned like the stage's input. After a (re)assignment it reads the
-partitions it now owns from the beginning, before the stage processes anything.
+The worker writes each step's state (entities, rollup cells, stream time) to a compacted
+topic of its own, partitioned like the step's input. After a (re)assignment it reads the
+partitions it now owns from the beginning, before the step processes anything.
 """
 
 from __future__ import annotations

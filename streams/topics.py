@@ -20,9 +20,9 @@ def internal_topic_names(settings: Settings) -> tuple[str, str]:
 
 
 
-def state_topic_name(settings: Settings, stage: str) -> str:
-    """Where a stage keeps its state (compacted, partitioned like the stage's input)."""
-    return f"{settings.app_id}-{stage}-state"
+def state_topic_name(settings: Settings, step: str) -> str:
+    """Where a worker step keeps its state (compacted, partitioned like the step's input)."""
+    return f"{settings.app_id}-{step}-state"
 
 
 def topic_specs(settings: Settings, input_partitions: int | None = None) -> list[NewTopic]:

@@ -2,8 +2,8 @@
 
 Tests feed input records in a chosen arrival order and get back what the worker would
 have published: the last kpi.values record of every key, and the DLQ. The stages are the
-product's own objects (agents.edge.Edge, agents.entities.EntityStage, agents.rollup_stage.
-RollupStage); only the broker is replaced: records move between stages through lists, keyed
+product's own objects (agents.edge.Edge, agents.entities.EntityStep, agents.rollup_step.
+RollupStep); only the broker is replaced: records move between stages through lists, keyed
 and partitioned as the worker's internal topics are. There is no clock: the wall clock the
 edge checks future timestamps against is an argument.
 """
@@ -21,8 +21,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
-from agents.entities import EntityStage
-from agents.rollup_stage import RollupStage
+from agents.entities import EntityStep
+from agents.rollup_step import RollupStep
 from exporters.pipeline_metrics import PipelineMetrics
 from kpi_state.directory import RepDirectory
 from kpi_state.errors import InvalidEvent
@@ -162,9 +162,9 @@ def run_pipeline(
     places = RepDirectory()
     for rep, (team, region) in directory.items():
         places.place(rep, team, region)
-    entities = EntityStage(decoder=decoder(settings), directory=places, metrics=metrics, tz=settings.tz,
+    entities = EntityStep(decoder=decoder(settings), directory=places, metrics=metrics, tz=settings.tz,
                            stages=settings.stages, dedup_horizon_s=settings.dedup_horizon_s)
-    rollup = RollupStage(ViewConfig(tz=settings.tz, stages=settings.stages, currency=settings.currency,
+    rollup = RollupStep(ViewConfig(tz=settings.tz, stages=settings.stages, currency=settings.currency,
                                     customer_lifetime_days=Decimal(settings.customer_lifetime_days)))
     entity_events = _Partitions("entity-events", settings.partitions)
     cells = _Partitions("cells", settings.partitions)

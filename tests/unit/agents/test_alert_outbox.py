@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 import agents.alerting as alerting
 from agents.alerting import AlertOutput
-from agents.rollup_stage import RollupStage
+from agents.rollup_step import RollupStep
 from kpi_state.day_cells import CellUpdate
 from kpi_state.kpi_view import ViewConfig
 from kpi_state.thresholds import load_thresholds
@@ -51,7 +51,7 @@ class FakeOut:
 
 
 def runtime(out: FakeOut) -> NS:
-    stage = RollupStage(ViewConfig("UTC", DEFAULT_STAGES, thresholds=THRESHOLDS))
+    stage = RollupStep(ViewConfig("UTC", DEFAULT_STAGES, thresholds=THRESHOLDS))
     stage.recover([], {0})
     settings = NS(topic_kpi_alerts=ALERTS, redis_url=None, redis_prefix="kpi", topic_partitions=1)
     return NS(settings=settings, registry=CollectorRegistry(), thresholds=THRESHOLDS, rollup=stage, out=out,

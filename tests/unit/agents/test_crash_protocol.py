@@ -1,6 +1,6 @@
 """Crashes at any point of the entity → rollup → publish protocol, without a broker.
 
-The worker's real steps (agents.batches, EntityStage, RollupStage, Publisher) run against
+The worker's real steps (agents.batches, EntityStep, RollupStep, Publisher) run against
 an in-memory log. A crash throws away every in-memory object and every record sent but not
 flushed (except, as Kafka may, a prefix of each partition's unflushed records), rewinds
 the consumers to their committed offsets and recovers from the state topics, exactly as a
@@ -24,9 +24,9 @@ from prometheus_client import CollectorRegistry
 
 from agents.batches import StepTopics, announce_recovered, edge_batch, entity_batch, rollup_batch
 from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
-from agents.entities import EntityStage
+from agents.entities import EntityStep
 from agents.publish import Publisher
-from agents.rollup_stage import RollupStage
+from agents.rollup_step import RollupStep
 from exporters.pipeline_metrics import PipelineMetrics
 from kpi_state.directory import RepDirectory
 from kpi_state.errors import InvalidEvent
@@ -119,7 +119,7 @@ class Out:
 class Runtime:
     """What Publisher reads of the worker's runtime."""
 
-    def __init__(self, rollup: RollupStage, out: Out) -> None:
+    def __init__(self, rollup: RollupStep, out: Out) -> None:
         self.rollup, self.out, self.redis = rollup, out, None
         self.metrics = PipelineMetrics(CollectorRegistry())
 
@@ -163,11 +163,11 @@ class Worker:
         places = RepDirectory()
         for rep, (team, region) in directory.items():
             places.place(rep, team, region)
-        self.entities = EntityStage(
+        self.entities = EntityStep(
             decoder=decoder(), directory=places, metrics=PipelineMetrics(CollectorRegistry()),
             tz="UTC", stages=DEFAULT_STAGES, dedup_horizon_s=8 * 86400,
         )
-        self.rollup = RollupStage(ViewConfig(tz="UTC", stages=DEFAULT_STAGES, currency="EUR",
+        self.rollup = RollupStep(ViewConfig(tz="UTC", stages=DEFAULT_STAGES, currency="EUR",
                                              customer_lifetime_days=Decimal(1095)))
         self.publisher = Publisher(Runtime(self.rollup, self.out), KPI_VALUES)
         self.committed = committed

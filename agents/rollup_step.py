@@ -1,4 +1,4 @@
-"""The rollup stage: partial day cells from every entity partition → scope totals → KPI records."""
+"""The rollup step: partial day cells from every entity partition → scope totals → KPI records."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def split_table_key(key: bytes) -> tuple[int, str, str]:
     return int(partition), scope, day
 
 
-class RollupStage:
+class RollupStep:
     """No Faust here: cell messages in, table writes and KPI records out."""
 
     def __init__(self, config: ViewConfig) -> None:

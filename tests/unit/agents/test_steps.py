@@ -1,4 +1,4 @@
-"""The edge, entity and rollup stages fed with plain record objects (no broker, no Faust)."""
+"""The edge, entity and rollup steps fed with plain record objects (no broker, no Faust)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from decimal import Decimal as D
 from prometheus_client import CollectorRegistry
 
 from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
-from agents.entities import EntityStage
-from agents.rollup_stage import RollupStage
+from agents.entities import EntityStep
+from agents.rollup_step import RollupStep
 from exporters.pipeline_metrics import PipelineMetrics
 from kpi_state.day_cells import CellUpdate
 from kpi_state.directory import RepDirectory
@@ -110,10 +110,10 @@ def test_a_keyed_topic_refuses_a_key_that_differs_from_the_data() -> None:
 # --- entities ---------------------------------------------------------------------------------
 
 
-def entity_stage() -> EntityStage:
+def entity_stage() -> EntityStep:
     directory = RepDirectory()
     directory.place("a", "t1", "north")
-    return EntityStage(decoder=decoder(Settings()), directory=directory, metrics=metrics(), tz="UTC",
+    return EntityStep(decoder=decoder(Settings()), directory=directory, metrics=metrics(), tz="UTC",
                        stages=DEFAULT_STAGES, dedup_horizon_s=8 * DAY)
 
 
@@ -122,7 +122,7 @@ def forwarded(partition: int, offset: int, value: bytes, source_offset: int) -> 
     return Record("entity-events", partition, offset, b"rep:a", packed)
 
 
-def cells_by_scope(stage: EntityStage) -> dict[str, tuple[int, float, dict]]:
+def cells_by_scope(stage: EntityStep) -> dict[str, tuple[int, float, dict]]:
     out = {}
     for key, value in stage.cell_messages():
         cells = CELLS.decode(value)
@@ -177,11 +177,11 @@ def cell_message(offset: int, source: int, calls: int, newest: str = "2026-03-02
     return Record("cells", 2, offset, b"rep:a", value)
 
 
-def rollup_stage() -> RollupStage:
-    return RollupStage(ViewConfig(tz="UTC", stages=DEFAULT_STAGES, currency="EUR"))
+def rollup_stage() -> RollupStep:
+    return RollupStep(ViewConfig(tz="UTC", stages=DEFAULT_STAGES, currency="EUR"))
 
 
-def published(stage: RollupStage) -> dict[str, float | None]:
+def published(stage: RollupStep) -> dict[str, float | None]:
     return {r.key: r.value for r in stage.view.refresh(WALL)}
 
 

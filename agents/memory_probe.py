@@ -192,7 +192,8 @@ def resident_bytes() -> int:
 
 
 def tracked(stage: EntityStage, prefix: bytes) -> int:
-    return sum(1 for engine in stage.engines.values() for key in engine.states if key.startswith(prefix))
+    return sum(1 for engine in stage.engines.values() for keys in (engine.states, engine.cold)
+               for key in keys if key.startswith(prefix))
 
 
 def probe(*, opportunities: int, reps: int, days: int = 180, activity_per_day: int = 4,

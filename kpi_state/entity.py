@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from kpi_state import id_digests
+
 # What `admit` decides about an incoming event.
 NEW = "new"
 REPLAYED = "replayed"  # at or below the applied offset: re-read after a restart
@@ -43,12 +45,20 @@ class EntityRecord(msgspec.Struct):
     newest_ts: float = 0.0
     # event_id -> (content fingerprint, event time), kept for the dedup horizon.
     seen: dict[str, tuple[int, float]] = msgspec.field(default_factory=dict)
+    # Digests of the ids that left `seen` (see id_digests): a re-sent event is a duplicate
+    # whatever its age. Two sorted runs, so that adding a few ids copies the small one only.
+    past: bytes = b""
+    recent: bytes = b""
 
     def admit(self, offset: int, event_id: str, fingerprint: int) -> str:
         if offset <= self.applied_offset:
             return REPLAYED
         known = self.seen.get(event_id)
         if known is None:
+            if self.past or self.recent:
+                key = id_digests.digest(event_id)
+                if id_digests.contains(self.recent, key) or id_digests.contains(self.past, key):
+                    return DUPLICATE
             return NEW
         return DUPLICATE if known[0] == fingerprint else CONFLICTING
 
@@ -63,13 +73,28 @@ class EntityRecord(msgspec.Struct):
             self._forget_before(ts - horizon_s)
 
     def forget_before(self, cutoff: float) -> None:
-        """Forget the ids of events older than `cutoff`."""
+        """Keep only digests of the ids of events older than `cutoff`."""
         if self.seen:
-            self.seen = {eid: entry for eid, entry in self.seen.items() if entry[1] >= cutoff}
+            self._prune(cutoff)
 
     def _forget_before(self, cutoff: float) -> None:
         # Ids arrive roughly in event-time order, so the first one inserted is a cheap
         # stand-in for the oldest: prune (exactly) only when it has passed the horizon.
         seen = self.seen
         if seen and next(iter(seen.values()))[1] < cutoff:
-            self.seen = {eid: entry for eid, entry in seen.items() if entry[1] >= cutoff}
+            self._prune(cutoff)
+
+    def _prune(self, cutoff: float) -> None:
+        gone = [eid for eid, entry in self.seen.items() if entry[1] < cutoff]
+        if not gone:
+            return
+        self.seen = {eid: entry for eid, entry in self.seen.items() if entry[1] >= cutoff}
+        self.recent = id_digests.merged(self.recent, map(id_digests.digest, gone))
+        # Folded into the large run once the small one is an eighth of it: each digest is
+        # copied a bounded number of times on average, however many an entity gathers.
+        if len(self.recent) > len(self.past) // 8 + 64 * id_digests.SIZE:
+            self.past, self.recent = id_digests.merged(self.past, self._slots(self.recent)), b""
+
+    @staticmethod
+    def _slots(run: bytes) -> list[bytes]:
+        return [run[i : i + id_digests.SIZE] for i in range(0, len(run), id_digests.SIZE)]

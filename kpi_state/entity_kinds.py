@@ -32,6 +32,9 @@ class Kind:
     # Contributions a function of the state alone (not of `now`): derived again before and
     # after each change instead of being kept per entity.
     stateless_cells: bool = False
+    # Nothing left to settle and cells of the state alone (implies `stateless_cells`): the
+    # engine may keep the entity encoded until its next event.
+    settled: Callable[[Any], bool] = lambda state: False
 
 
 def _never(state: Any, now: float) -> float | None:
@@ -62,6 +65,7 @@ KINDS: dict[str, Kind] = {
         next_expiry=lambda state, lateness: state.next_expiry(lateness),
         expire=lambda state, cutoff, stages: state.expire(cutoff, stages),
         stateless_cells=True,
+        settled=lambda state: state.settled,
     ),
     "cust": Kind(
         new=CustomerState.of,

@@ -127,6 +127,11 @@ class OpportunityHistory(msgspec.Struct, kw_only=True):
         created = next((i for i, f in enumerate(self.facts) if f.kind == CREATED), len(self.facts))
         return created
 
+    @property
+    def settled(self) -> bool:
+        """No event keeps its record (none held, none that could still be withdrawn)."""
+        return all(f.raw is None for f in self.facts)
+
     def next_expiry(self, lateness_s: float) -> float | None:
         """When the oldest event still carrying its record passes the horizon."""
         times = [f.ts for f in self.facts if f.raw is not None]

@@ -31,7 +31,7 @@ class Judged(msgspec.Struct, frozen=True):
     withdrawn: list[Withdrawn] = msgspec.field(default_factory=list)
 
 
-class EntityRecord(msgspec.Struct):
+class EntityRecord(msgspec.Struct, array_like=True):
     """The table value of one entity (a rep, an opportunity, a customer, a team's spend).
 
     Every event belongs to exactly one entity, so keeping the newest applied source

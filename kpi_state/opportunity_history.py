@@ -82,7 +82,7 @@ def _event_of(fact: Fact, opportunity_id: str) -> Event:
     return OpportunityLost(**common)
 
 
-class OpportunityHistory(msgspec.Struct, kw_only=True):
+class OpportunityHistory(msgspec.Struct, kw_only=True, array_like=True):
     """Counted and held events of one opportunity, in event-time order."""
 
     opportunity_id: str

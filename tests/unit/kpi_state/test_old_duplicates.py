@@ -31,6 +31,10 @@ class Feed:
     def __init__(self, e: PartitionEngine | None = None, offset: int = 0) -> None:
         self.e = e if e is not None else engine()
         self.offset = offset
+        self.topic: dict[bytes, bytes] = {}  # the compacted state topic
+
+    def persist(self) -> None:
+        self.topic.update(self.e.take_dirty())
 
     def send(self, event: ev.Event, source: str | None = LIVE) -> str:
         self.offset += 1
@@ -49,7 +53,8 @@ class Feed:
 
     def recovered(self) -> Feed:
         again = engine()
-        for key, raw in self.e.take_dirty().items():
+        self.persist()
+        for key, raw in self.topic.items():
             again.load(key, raw)
         again.rebuild()
         return Feed(again, self.offset)
@@ -111,3 +116,24 @@ def test_digests_move_between_the_two_runs_and_stay_found() -> None:
     assert record.admit(5000, "e-2000", 1) == "new"
     runs = [record.past[i : i + 8] for i in range(0, len(record.past), 8)]
     assert runs == sorted(runs)
+
+
+def test_a_settled_opportunity_is_kept_encoded_and_judges_like_a_live_one() -> None:
+    from tests.unit.kpi_state.test_event_time_order import created, lost, won
+
+    feed = Feed()
+    first = [created("c", T0), won("w", T0 + DAY, "500")]
+    for event in first:
+        assert feed.send(event) == APPLIED
+    assert feed.send(call("later", T0 + 60 * DAY)) == APPLIED
+    feed.persist()
+    assert b"opp:o-1" in feed.e.cold and b"opp:o-1" not in feed.e.states
+    totals = feed.totals()
+    assert totals["rep:r-1/won"] == 1 and totals["rep:r-1/bookings"] == 500
+    recovered = feed.recovered()
+    assert b"opp:o-1" in recovered.e.cold  # recovery keeps it encoded too
+    assert recovered.totals() == totals  # and its cells are rebuilt from the encoded record
+    for running in (feed, recovered):
+        assert [running.send(event, BACKFILL) for event in first] == ["duplicate", "duplicate"]
+        assert running.send(lost("l", T0 + 2 * DAY), BACKFILL) == "invalid_transition"  # after the win
+        assert running.totals() == totals

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
 from kpi_state import id_digests
@@ -29,6 +31,9 @@ class Judged(msgspec.Struct, frozen=True):
 
     verdict: str | None
     withdrawn: list[Withdrawn] = msgspec.field(default_factory=list)
+
+
+Knows = Callable[[str], bool] | None
 
 
 class EntityRecord(msgspec.Struct, array_like=True):
@@ -62,33 +67,43 @@ class EntityRecord(msgspec.Struct, array_like=True):
             return NEW
         return DUPLICATE if known[0] == fingerprint else CONFLICTING
 
-    def mark(self, offset: int, event_id: str | None, fingerprint: int, ts: float, horizon_s: float) -> None:
-        """Remember that `offset` was handled (and the event applied when `event_id` is given)."""
+    def mark(
+        self, offset: int, event_id: str | None, fingerprint: int, ts: float, horizon_s: float,
+        knows: Knows = None,
+    ) -> None:
+        """Remember that `offset` was handled (and the event applied when `event_id` is given).
+
+        `knows` tells the ids the entity's state recognises by itself (an opportunity's
+        events): those leave the dedup window without a digest."""
         self.applied_offset = offset
         if event_id is None:
             return
         self.seen[event_id] = (fingerprint, ts)
         if ts > self.newest_ts:
             self.newest_ts = ts
-            self._forget_before(ts - horizon_s)
+            self._forget_before(ts - horizon_s, knows)
 
-    def forget_before(self, cutoff: float) -> None:
-        """Keep only digests of the ids of events older than `cutoff`."""
+    def forget_before(self, cutoff: float, knows: Knows = None) -> None:
+        """Keep only digests of the ids of events older than `cutoff` (see `mark`)."""
         if self.seen:
-            self._prune(cutoff)
+            self._prune(cutoff, knows)
 
-    def _forget_before(self, cutoff: float) -> None:
+    def _forget_before(self, cutoff: float, knows: Knows) -> None:
         # Ids arrive roughly in event-time order, so the first one inserted is a cheap
         # stand-in for the oldest: prune (exactly) only when it has passed the horizon.
         seen = self.seen
         if seen and next(iter(seen.values()))[1] < cutoff:
-            self._prune(cutoff)
+            self._prune(cutoff, knows)
 
-    def _prune(self, cutoff: float) -> None:
+    def _prune(self, cutoff: float, knows: Knows) -> None:
         gone = [eid for eid, entry in self.seen.items() if entry[1] < cutoff]
         if not gone:
             return
         self.seen = {eid: entry for eid, entry in self.seen.items() if entry[1] >= cutoff}
+        if knows is not None:
+            gone = [eid for eid in gone if not knows(eid)]
+            if not gone:
+                return
         self.recent = id_digests.merged(self.recent, map(id_digests.digest, gone))
         # Folded into the large run once the small one is an eighth of it: each digest is
         # copied a bounded number of times on average, however many an entity gathers.

@@ -35,6 +35,8 @@ class Kind:
     # Nothing left to settle and cells of the state alone (implies `stateless_cells`): the
     # engine may keep the entity encoded until its next event.
     settled: Callable[[Any], bool] = lambda state: False
+    # Whether the state itself recognises an event id as one of its own (no digest needed).
+    knows: Callable[[Any, str], bool] | None = None
 
 
 def _never(state: Any, now: float) -> float | None:
@@ -66,6 +68,7 @@ KINDS: dict[str, Kind] = {
         expire=lambda state, cutoff, stages: state.expire(cutoff, stages),
         stateless_cells=True,
         settled=lambda state: state.settled,
+        knows=lambda state, event_id: state.knows(event_id),
     ),
     "cust": Kind(
         new=CustomerState.of,

@@ -92,8 +92,12 @@ class OpportunityHistory(msgspec.Struct, kw_only=True, array_like=True):
     def of(cls, event: Event) -> OpportunityHistory:
         return cls(opportunity_id=event.opportunity_id)  # type: ignore[union-attr]
 
+    def knows(self, event_id: str) -> bool:
+        """Whether the event is one the history keeps (counted or held)."""
+        return any(f.event_id == event_id for f in self.facts)
+
     def add(self, event: Event, raw: bytes | None, stages: tuple[str, ...]) -> Judged:
-        if any(f.event_id == event.event_id for f in self.facts):
+        if self.knows(event.event_id):
             # Re-sent after the dedup horizon forgot its id (a re-imported export): the
             # history still knows it.
             return Judged(DUPLICATE)

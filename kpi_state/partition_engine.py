@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from typing import Any
 
 from kpi_state.activity import ActivityState
@@ -116,7 +117,7 @@ class PartitionEngine:
                 else:
                     self._refresh(key)
         # Every judged id is remembered: a re-sent copy is a duplicate, whatever the verdict.
-        record.mark(offset, event.event_id, fingerprint, event.ts, self.horizon)
+        record.mark(offset, event.event_id, fingerprint, event.ts, self.horizon, self._knows(key))
         self._keep(key, record)
         if record.kind != "rep" and key in self.states:
             self._settle_later(key)  # after `mark`: the id just seen also has its horizon
@@ -156,7 +157,7 @@ class PartitionEngine:
                 continue
             # Ids past the dedup horizon of the watermark are forgotten (most entities
             # never see another event that would prune them).
-            self.records[key].forget_before(watermark - self.horizon)
+            self.records[key].forget_before(watermark - self.horizon, self._knows(key))
             kind = KINDS[self.records[key].kind]
             before = self._contributions(key, state) if kind.stateless_cells else None
             orphaned = kind.expire(state, watermark - self.lateness, self.stages)
@@ -234,6 +235,11 @@ class PartitionEngine:
 
     def _settled(self, record: EntityRecord, state: Any) -> bool:
         return not record.seen and KINDS[record.kind].settled(state)
+
+    def _knows(self, key: bytes) -> Callable[[str], bool] | None:
+        state = self.states.get(key)
+        knows = KINDS[kind_of(key)].knows
+        return None if state is None or knows is None else lambda event_id: knows(state, event_id)
 
     def _thaw(self, key: bytes) -> None:
         record = ENTITY_RECORD.decode(self.cold.pop(key))

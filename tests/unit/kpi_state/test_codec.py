@@ -25,7 +25,8 @@ EXPECTED = {
     "activity": "81a6636f756e747381aa323032362d30332d303282a563616c6c7303a86d656574696e677301",
     "customer": "84ab637573746f6d65725f6964a3632d31a8696e766f6963657381a3692d318da96973737565645f7473cb3ff8000000000000a66475655f7473c0a67265705f6964a3722d31a5746f74616ca63132302e3530a5756e697473a133a6636f73746564c3af67726f73735f776974685f636f7374a3313030b06d617267696e5f776974685f636f7374a534302e3235a87061796d656e74739193cb4000000000000000a23230c40178a76372656469747390a7706169645f7473c0a86576656e745f6964a3652d31a3726177c4027b7da770656e64696e6781a3692d3282a87061796d656e74739193cb4008000000000000a3352e35c0a76372656469747390b066697273745f696e766f6963655f6964a3692d31",
     "opportunity": "8aae6f70706f7274756e6974795f6964a36f2d31aa637265617465645f7473cb4024000000000000aa637265617465645f6279a3722d31a6616d6f756e74a63939392e3939a67669736974739295a44c454144cb4024000000000000a3722d31cb4034000000000000a3722d3295a3574f4ecb4034000000000000a3722d32c0c0a76f7574636f6d65a3574f4ea9636c6f7365645f7473cb4034000000000000a9636c6f7365645f6279a3722d32aa776f6e5f616d6f756e74a431303030a8776f6e5f6e657874a158",
-    "history": "92a36f2d329297cb3ff0000000000000a3652d3902a3722d33a45155414ca431322e33c40372617797cb4000000000000000a4652d313001a3722d33c0c0c0",
+    "history": "92a36f2d329297cb3ff0000000000000c40473652d3902a3722d33a45155414ca431322e33c40372617797cb4000000000000000c40573652d313001a3722d33c0c0c0",
+    "history_uuid": "92a36f2d339197cb4014000000000000c411758dfbffed42c456ec9360c3d40d99bbe500a3722d31a45155414cc0c0",
     "spend": "82a77465616d5f6964a3742d31a5736c6f74738205a4372e323509a130",
     "entity": "97a36f7070c40201022acb400c00000000000081a3652d3192d2f8a432ebcb4010000000000000c400c400",
     "entity_digests": "97a3726570c40007cb402200000000000080c410000102030405060708090a0b0c0d0e0fc40808090a0b0c0d0e0f",
@@ -59,6 +60,9 @@ SAMPLES: dict[str, tuple[codec.Codec[Any], Any]] = {
     "history": (codec.OPPORTUNITY_HISTORY, OpportunityHistory(
         opportunity_id="o-2",
         facts=[Fact(1.0, "e-9", 2, "r-3", "QUAL", D("12.3"), b"raw"), Fact(2.0, "e-10", 1, "r-3")],
+    )),
+    "history_uuid": (codec.OPPORTUNITY_HISTORY, OpportunityHistory(
+        opportunity_id="o-3", facts=[Fact(5.0, "8dfbffed-42c4-56ec-9360-c3d40d99bbe5", 0, "r-1", "QUAL")],
     )),
     "spend": (codec.SPEND, SpendState(team_id="t-1", slots={5: D("7.25"), 9: D("0")})),
     "entity": (codec.ENTITY_RECORD, EntityRecord(
@@ -100,6 +104,18 @@ def test_bytes_are_those_already_stored(name: str) -> None:
 def test_stored_bytes_decode_to_the_sample(name: str) -> None:
     chosen, sample = SAMPLES[name]
     assert chosen.decode(bytes.fromhex(EXPECTED[name])) == sample
+
+
+@pytest.mark.parametrize("event_id", [
+    "8dfbffed-42c4-56ec-9360-c3d40d99bbe5",  # canonical: packed into 16 bytes
+    "8DFBFFED-42C4-56EC-9360-C3D40D99BBE5",  # other spellings of a UUID stay text, as sent
+    "{8dfbffed-42c4-56ec-9360-c3d40d99bbe}", "8dfbffed42c456ec9360c3d40d99bbe5", "evt-000000001", "é" * 36, "",
+])
+def test_packed_event_ids_come_back_exactly(event_id: str) -> None:
+    packed = codec.pack_id(event_id)
+    assert codec.unpack_id(packed) == event_id
+    assert len(packed) == (17 if event_id.islower() and len(event_id) == 36 and "-" in event_id else
+                           1 + len(event_id.encode()))
 
 
 def test_a_record_of_another_format_is_refused() -> None:

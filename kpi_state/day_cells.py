@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from decimal import Decimal
@@ -86,7 +87,10 @@ class DayCells:
                     if ids[c.distinct] <= 0:
                         del ids[c.distinct]
                     continue
-                values = self.values.setdefault(cell, {})
+                values = self.values.get(cell)
+                if values is None:
+                    # One day string for every cell of that day (they are many: scopes × days).
+                    values = self.values[(scope, sys.intern(c.day))] = {}
                 values[key] = values.get(key, 0) + sign * value
 
     def clear(self) -> None:

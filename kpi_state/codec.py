@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Generic, Literal, TypeVar
 
@@ -14,7 +15,7 @@ from kpi_state.day_cells import CellUpdate
 from kpi_state.entity import EntityRecord
 from kpi_state.events import Event
 from kpi_state.opportunity import OpportunityState
-from kpi_state.opportunity_history import OpportunityHistory
+from kpi_state.opportunity_history import Fact, OpportunityHistory
 from kpi_state.spend import SpendState
 
 T = TypeVar("T")
@@ -111,6 +112,57 @@ class ScopeAlerts(msgspec.Struct, omit_defaults=True):
     firing: dict[str, bytes] = {}  # `{kpi}|{window}` → the firing record (active alerts)
 
 
+class StoredFact(msgspec.Struct, array_like=True, gc=False):
+    """`Fact` as stored: the event id packed (a UUID in 17 bytes instead of 38)."""
+
+    ts: float
+    event_id: bytes  # b"u" + the 16 bytes of a UUID in canonical text, else b"s" + the id's UTF-8
+    kind: int
+    rep_id: str
+    stage: str | None = None
+    amount: Decimal | None = None
+    raw: bytes | None = None
+
+
+class StoredHistory(msgspec.Struct, array_like=True):
+    opportunity_id: str
+    facts: list[StoredFact]
+
+
+def pack_id(event_id: str) -> bytes:
+    if len(event_id) == 36:
+        try:
+            parsed = uuid.UUID(event_id)
+        except ValueError:
+            parsed = None
+        # Only the canonical spelling: unpacking must give back the very same id.
+        if parsed is not None and str(parsed) == event_id:
+            return b"u" + parsed.bytes
+    return b"s" + event_id.encode()
+
+
+def unpack_id(packed: bytes) -> str:
+    return str(uuid.UUID(bytes=packed[1:])) if packed[:1] == b"u" else packed[1:].decode()
+
+
+class HistoryCodec:
+    """Opportunity histories: most of a settled opportunity's stored bytes are its event ids."""
+
+    def __init__(self) -> None:
+        self._codec = Codec(StoredHistory)
+
+    def encode(self, value: OpportunityHistory) -> bytes:
+        facts = [StoredFact(f.ts, pack_id(f.event_id), f.kind, f.rep_id, f.stage, f.amount, f.raw)
+                 for f in value.facts]
+        return self._codec.encode(StoredHistory(value.opportunity_id, facts))
+
+    def decode(self, raw: bytes) -> OpportunityHistory:
+        stored = self._codec.decode(raw)
+        facts = [Fact(f.ts, unpack_id(f.event_id), f.kind, f.rep_id, f.stage, f.amount, f.raw)
+                 for f in stored.facts]
+        return OpportunityHistory(opportunity_id=stored.opportunity_id, facts=facts)
+
+
 # Internal topics.
 BUNDLE = Codec(Bundle)  # the Kafka record of both internal topics
 FORWARDED = Codec(Forwarded)  # kpi.internal entity events
@@ -121,7 +173,7 @@ ENGINE_CLOCK = Codec(EngineClock)
 ACTIVITY = Codec(ActivityState)
 CUSTOMER = Codec(CustomerState)
 OPPORTUNITY = Codec(OpportunityState)
-OPPORTUNITY_HISTORY = Codec(OpportunityHistory)
+OPPORTUNITY_HISTORY = HistoryCodec()
 SPEND = Codec(SpendState)
 # The rollup step's state topic.
 STORED_PARTS = Codec(StoredParts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from decimal import Decimal
@@ -16,6 +17,18 @@ Cell = tuple[str, str]  # (scope, local ISO day or "" for snapshots)
 def component_key(component: str, dims: tuple[tuple[str, str], ...]) -> str:
     """`stage_entered|stage=demo`: one string per component and dims."""
     return component + "".join(f"|{name}={value}" for name, value in dims)
+
+
+# One key string per component and dims, shared by every cell that holds it (there are a
+# few dozen, against hundreds of thousands of cells).
+_KEYS: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+
+
+def _key(component: str, dims: tuple[tuple[str, str], ...]) -> str:
+    key = _KEYS.get((component, dims))
+    if key is None:
+        key = _KEYS[(component, dims)] = component_key(component, dims) if dims else component
+    return key
 
 
 def as_decimal(value: Any) -> Decimal:
@@ -38,7 +51,9 @@ class DayCells:
 
     def __init__(self, directory: RepDirectory) -> None:
         self.directory = directory
-        self.values: dict[Cell, dict[str, Decimal]] = {}
+        # Counts stay ints (small ones are shared objects), money and days Decimal; both
+        # leave as Decimal, so the sums are exactly those of Decimals.
+        self.values: dict[Cell, dict[str, int | Decimal]] = {}
         self.members: dict[Cell, dict[str, Counter[str]]] = {}
         self.dirty: set[Cell] = set()
         # Contributions last applied per entity, for entities updated by replacement.
@@ -60,7 +75,8 @@ class DayCells:
     def apply(self, contributions: Iterable[Contribution], sign: int = 1) -> None:
         scopes_of = self.directory.scopes
         for c in contributions:
-            key = component_key(c.component, c.dims) if c.dims else c.component
+            key = _key(c.component, c.dims)
+            value = c.value if type(c.value) is int else as_decimal(c.value)
             for scope in scopes_of(c.attribution):
                 cell = (scope, c.day)
                 self.dirty.add(cell)
@@ -71,8 +87,11 @@ class DayCells:
                     if ids[c.distinct] <= 0:
                         del ids[c.distinct]
                     continue
-                values = self.values.setdefault(cell, {})
-                values[key] = values.get(key, 0) + sign * as_decimal(c.value)
+                values = self.values.get(cell)
+                if values is None:
+                    # One day string for every cell of that day (they are many: scopes × days).
+                    values = self.values[(scope, sys.intern(c.day))] = {}
+                values[key] = values.get(key, 0) + sign * value
 
     def clear(self) -> None:
         """Forget everything, marking every cell that held something as changed."""
@@ -88,7 +107,7 @@ class DayCells:
         """Absolute content of every changed cell (empty cells included, so they clear)."""
         out: dict[Cell, CellUpdate] = {}
         for cell in self.dirty:
-            values = {k: v for k, v in self.values.get(cell, {}).items() if v != 0}
+            values = {k: as_decimal(v) for k, v in self.values.get(cell, {}).items() if v != 0}
             members = {k: sorted(ids) for k, ids in self.members.get(cell, {}).items() if ids}
             out[cell] = CellUpdate(values, members)
             if not values and not members:

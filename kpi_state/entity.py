@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
+
+from kpi_state import id_digests
 
 # What `admit` decides about an incoming event.
 NEW = "new"
@@ -29,7 +33,10 @@ class Judged(msgspec.Struct, frozen=True):
     withdrawn: list[Withdrawn] = msgspec.field(default_factory=list)
 
 
-class EntityRecord(msgspec.Struct):
+Knows = Callable[[str], bool] | None
+
+
+class EntityRecord(msgspec.Struct, array_like=True):
     """The table value of one entity (a rep, an opportunity, a customer, a team's spend).
 
     Every event belongs to exactly one entity, so keeping the newest applied source
@@ -43,35 +50,68 @@ class EntityRecord(msgspec.Struct):
     newest_ts: float = 0.0
     # event_id -> (content fingerprint, event time), kept for the dedup horizon.
     seen: dict[str, tuple[int, float]] = msgspec.field(default_factory=dict)
+    # Digests of the ids that left `seen` (see id_digests): a re-sent event is a duplicate
+    # whatever its age. Two sorted runs, so that adding a few ids copies the small one only.
+    past: bytes = b""
+    recent: bytes = b""
 
     def admit(self, offset: int, event_id: str, fingerprint: int) -> str:
         if offset <= self.applied_offset:
             return REPLAYED
         known = self.seen.get(event_id)
         if known is None:
+            if self.past or self.recent:
+                key = id_digests.digest(event_id)
+                if id_digests.contains(self.recent, key) or id_digests.contains(self.past, key):
+                    return DUPLICATE
             return NEW
         return DUPLICATE if known[0] == fingerprint else CONFLICTING
 
-    def mark(self, offset: int, event_id: str | None, fingerprint: int, ts: float, horizon_s: float) -> None:
-        """Remember that `offset` was handled (and the event applied when `event_id` is given)."""
+    def mark(
+        self, offset: int, event_id: str | None, fingerprint: int, ts: float, horizon_s: float,
+        knows: Knows = None,
+    ) -> None:
+        """Remember that `offset` was handled (and the event applied when `event_id` is given).
+
+        `knows` tells the ids the entity's state recognises by itself (an opportunity's
+        events): those leave the dedup window without a digest."""
         self.applied_offset = offset
         if event_id is None:
             return
         self.seen[event_id] = (fingerprint, ts)
         if ts > self.newest_ts:
             self.newest_ts = ts
-            self._forget_before(ts - horizon_s, horizon_s / 8)
+            self._forget_before(ts - horizon_s, horizon_s / 8, knows)
 
-    def forget_before(self, cutoff: float) -> None:
-        """Forget the ids of events older than `cutoff`."""
+    def forget_before(self, cutoff: float, knows: Knows = None) -> None:
+        """Keep only digests of the ids of events older than `cutoff` (see `mark`)."""
         if self.seen:
-            self.seen = {eid: entry for eid, entry in self.seen.items() if entry[1] >= cutoff}
+            self._prune(cutoff, knows)
 
-    def _forget_before(self, cutoff: float, slack: float) -> None:
+    def _forget_before(self, cutoff: float, slack: float, knows: Knows) -> None:
         # Ids arrive roughly in event-time order, so the first one inserted is a cheap
         # stand-in for the oldest. Pruning only once it is `slack` past the horizon makes
         # each pass drop many ids (ids are kept at least the horizon, never less); pruning
         # as soon as it passed rebuilt the dict for every event of a busy rep.
         seen = self.seen
         if seen and next(iter(seen.values()))[1] < cutoff - slack:
-            self.seen = {eid: entry for eid, entry in seen.items() if entry[1] >= cutoff}
+            self._prune(cutoff, knows)
+
+    def _prune(self, cutoff: float, knows: Knows) -> None:
+        gone = [eid for eid, entry in self.seen.items() if entry[1] < cutoff]
+        if not gone:
+            return
+        self.seen = {eid: entry for eid, entry in self.seen.items() if entry[1] >= cutoff}
+        if knows is not None:
+            gone = [eid for eid in gone if not knows(eid)]
+            if not gone:
+                return
+        self.recent = id_digests.merged(self.recent, map(id_digests.digest, gone))
+        # Folded into the large run once the small one is an eighth of it: each digest is
+        # copied a bounded number of times on average, however many an entity gathers.
+        if len(self.recent) > len(self.past) // 8 + 64 * id_digests.SIZE:
+            self.past, self.recent = id_digests.merged(self.past, self._slots(self.recent)), b""
+
+    @staticmethod
+    def _slots(run: bytes) -> list[bytes]:
+        return [run[i : i + id_digests.SIZE] for i in range(0, len(run), id_digests.SIZE)]

@@ -32,6 +32,11 @@ class Kind:
     # Contributions a function of the state alone (not of `now`): derived again before and
     # after each change instead of being kept per entity.
     stateless_cells: bool = False
+    # Nothing left to settle and cells of the state alone (implies `stateless_cells`): the
+    # engine may keep the entity encoded until its next event.
+    settled: Callable[[Any], bool] = lambda state: False
+    # Whether the state itself recognises an event id as one of its own (no digest needed).
+    knows: Callable[[Any, str], bool] | None = None
 
 
 def _never(state: Any, now: float) -> float | None:
@@ -62,6 +67,8 @@ KINDS: dict[str, Kind] = {
         next_expiry=lambda state, lateness: state.next_expiry(lateness),
         expire=lambda state, cutoff, stages: state.expire(cutoff, stages),
         stateless_cells=True,
+        settled=lambda state: state.settled,
+        knows=lambda state, event_id: state.knows(event_id),
     ),
     "cust": Kind(
         new=CustomerState.of,

@@ -82,7 +82,7 @@ def _event_of(fact: Fact, opportunity_id: str) -> Event:
     return OpportunityLost(**common)
 
 
-class OpportunityHistory(msgspec.Struct, kw_only=True):
+class OpportunityHistory(msgspec.Struct, kw_only=True, array_like=True):
     """Counted and held events of one opportunity, in event-time order."""
 
     opportunity_id: str
@@ -92,8 +92,12 @@ class OpportunityHistory(msgspec.Struct, kw_only=True):
     def of(cls, event: Event) -> OpportunityHistory:
         return cls(opportunity_id=event.opportunity_id)  # type: ignore[union-attr]
 
+    def knows(self, event_id: str) -> bool:
+        """Whether the event is one the history keeps (counted or held)."""
+        return any(f.event_id == event_id for f in self.facts)
+
     def add(self, event: Event, raw: bytes | None, stages: tuple[str, ...]) -> Judged:
-        if any(f.event_id == event.event_id for f in self.facts):
+        if self.knows(event.event_id):
             # Re-sent after the dedup horizon forgot its id (a re-imported export): the
             # history still knows it.
             return Judged(DUPLICATE)
@@ -126,6 +130,11 @@ class OpportunityHistory(msgspec.Struct, kw_only=True):
         """Events waiting for a `created` dated before them."""
         created = next((i for i, f in enumerate(self.facts) if f.kind == CREATED), len(self.facts))
         return created
+
+    @property
+    def settled(self) -> bool:
+        """No event keeps its record (none held, none that could still be withdrawn)."""
+        return all(f.raw is None for f in self.facts)
 
     def next_expiry(self, lateness_s: float) -> float | None:
         """When the oldest event still carrying its record passes the horizon."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from typing import Any
 
 from kpi_state.activity import ActivityState
@@ -41,6 +42,10 @@ class PartitionEngine:
         self.cells = DayCells(directory)
         self.records: dict[bytes, EntityRecord] = {}
         self.states: dict[bytes, Any] = {}
+        # Settled entities (nothing held, no record kept for the DLQ, no id left in the
+        # dedup window, cells a function of the state alone) stay as their encoded record,
+        # decoded again only when an event of theirs arrives: most are never asked again.
+        self.cold: dict[bytes, bytes] = {}
         self.dirty: set[bytes] = set()
         self.now: float | None = None
         # Newest event time seen from each source partition. Its minimum is the watermark:
@@ -73,6 +78,8 @@ class PartitionEngine:
         if source is not None and event.ts > self.sources.get(source, float("-inf")):
             self.sources[source] = event.ts
             self._clock_dirty = True
+        if key in self.cold:
+            self._thaw(key)
         record = self.records.get(key)
         if record is None:
             record = EntityRecord(kind=kind_of(key))
@@ -102,7 +109,6 @@ class PartitionEngine:
             self.dead.extend(judged.withdrawn)
             if not fresh or outcome in (APPLIED, HELD):
                 self.states[key] = state
-                self._settle_later(key)
                 if kind.stateless_cells:
                     # Contributions that depend on the state alone are derived again from
                     # the state before and after, rather than kept for every entity.
@@ -111,8 +117,10 @@ class PartitionEngine:
                 else:
                     self._refresh(key)
         # Every judged id is remembered: a re-sent copy is a duplicate, whatever the verdict.
-        record.mark(offset, event.event_id, fingerprint, event.ts, self.horizon)
+        record.mark(offset, event.event_id, fingerprint, event.ts, self.horizon, self._knows(key))
         self._keep(key, record)
+        if record.kind != "rep" and key in self.states:
+            self._settle_later(key)  # after `mark`: the id just seen also has its horizon
         if self.now is None or event.ts > self.now:
             self.now = event.ts
             self._clock_dirty = True
@@ -149,7 +157,7 @@ class PartitionEngine:
                 continue
             # Ids past the dedup horizon of the watermark are forgotten (most entities
             # never see another event that would prune them).
-            self.records[key].forget_before(watermark - self.horizon)
+            self.records[key].forget_before(watermark - self.horizon, self._knows(key))
             kind = KINDS[self.records[key].kind]
             before = self._contributions(key, state) if kind.stateless_cells else None
             orphaned = kind.expire(state, watermark - self.lateness, self.stages)
@@ -169,9 +177,13 @@ class PartitionEngine:
         out = {}
         for key in self.dirty:
             record = self.records[key]
-            record.body = KINDS[record.kind].encode(self.states[key]) if key in self.states else b""
-            out[key] = ENTITY_RECORD.encode(record)
+            state = self.states.get(key)
+            record.body = KINDS[record.kind].encode(state) if state is not None else b""
+            out[key] = raw = ENTITY_RECORD.encode(record)
             record.body = b""  # the state lives decoded; its bytes are on the state topic
+            if state is not None and self._settled(record, state):
+                self.cold[key] = raw
+                del self.records[key], self.states[key]
         self.dirty.clear()
         if self._clock_dirty:
             out[ENGINE_KEY] = ENGINE_CLOCK.encode(EngineClock(self.now, self.sources))
@@ -185,15 +197,23 @@ class PartitionEngine:
             self.now, self.sources = clock.now, dict(clock.sources)
             return
         record = ENTITY_RECORD.decode(raw)
-        self.records[key] = record
         if record.body:
-            self.states[key] = KINDS[record.kind].decode(record.body)
+            state = KINDS[record.kind].decode(record.body)
+            if self._settled(record, state):
+                self.cold[key] = raw
+                return
+            self.states[key] = state
+            record.body = b""
+        self.records[key] = record
 
     def rebuild(self) -> None:
         """Recompute every cell from the entity states (after recovery or a rep moving team)."""
         self.cells.clear()
         self._due.clear()
         self._expiry.clear()
+        for key, raw in self.cold.items():
+            record = ENTITY_RECORD.decode(raw)
+            self.cells.apply(self._contributions(key, KINDS[record.kind].decode(record.body)))
         for key, state in self.states.items():
             kind = self.records[key].kind
             if kind == "rep":
@@ -212,6 +232,20 @@ class PartitionEngine:
     def _keep(self, key: bytes, record: EntityRecord) -> None:
         self.records[key] = record
         self.dirty.add(key)
+
+    def _settled(self, record: EntityRecord, state: Any) -> bool:
+        return not record.seen and KINDS[record.kind].settled(state)
+
+    def _knows(self, key: bytes) -> Callable[[str], bool] | None:
+        state = self.states.get(key)
+        knows = KINDS[kind_of(key)].knows
+        return None if state is None or knows is None else lambda event_id: knows(state, event_id)
+
+    def _thaw(self, key: bytes) -> None:
+        record = ENTITY_RECORD.decode(self.cold.pop(key))
+        self.states[key] = KINDS[record.kind].decode(record.body)
+        record.body = b""
+        self.records[key] = record
 
     def _settle_later(self, key: bytes) -> None:
         kind = KINDS[self.records[key].kind] if key in self.records else KINDS[kind_of(key)]

@@ -177,7 +177,7 @@ def cell_message(offset: int, source: int, calls: int, newest: str = "2026-03-02
     return Record("cells", 2, offset, b"rep:a", value)
 
 
-def rollup_stage() -> RollupStep:
+def rollup_step() -> RollupStep:
     return RollupStep(ViewConfig(tz="UTC", stages=DEFAULT_STAGES, currency="EUR"))
 
 
@@ -185,8 +185,8 @@ def published(stage: RollupStep) -> dict[str, float | None]:
     return {r.key: r.value for r in stage.view.refresh(WALL)}
 
 
-def test_the_rollup_stage_sums_partitions_and_replaces_their_cells() -> None:
-    stage = rollup_stage()
+def test_the_rollup_step_sums_partitions_and_replaces_their_cells() -> None:
+    stage = rollup_step()
     writes = stage.process([cell_message(0, source=0, calls=2), cell_message(1, source=1, calls=3)])
     assert [(p, key) for p, key, _ in writes] == [(2, b"2|rep:a|2026-03-02")]
     assert published(stage)["calls|rep:a|day|2026-03-02T00:00:00Z"] == 5  # 2 + 3
@@ -196,15 +196,15 @@ def test_the_rollup_stage_sums_partitions_and_replaces_their_cells() -> None:
     assert published(stage) == {}
 
 
-def test_the_rollup_stage_recovers_from_its_table_writes() -> None:
-    stage = rollup_stage()
+def test_the_rollup_step_recovers_from_its_table_writes() -> None:
+    stage = rollup_step()
     writes = stage.process([cell_message(0, source=0, calls=2), cell_message(1, source=1, calls=3)])
     before = published(stage)
-    again = rollup_stage()
+    again = rollup_step()
     again.recover([(key, value) for _, key, value in writes], {2})
     # Everything is published again, with the same numbers and windows.
     assert published(again) == before
     assert again.rollup.newest_ts == datetime(2026, 3, 2, 10, tzinfo=timezone.utc).timestamp()
-    other = rollup_stage()
+    other = rollup_step()
     other.recover([(key, value) for _, key, value in writes], {0, 1})  # not the owner of partition 2
     assert published(other) == {}

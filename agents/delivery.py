@@ -90,6 +90,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         routes = self.routes
         batches: list[list[Any]] = [[] for _ in routes.handlers]
         last: list[dict[TP, int]] = [{} for _ in routes.handlers]
+        fresh: dict[TP, list[Any]] = {}
         for tp, items in records.items():
             if active is not None and tp not in active and tp not in self._buffered_partitions:
                 continue
@@ -103,8 +104,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if index is None:
                 await self._deliver_one_by_one(tp, items)
                 continue
-            batches[index].extend(items)
+            fresh[tp] = items
             last[index][tp] = items[-1].offset
+        # Round robin over partitions, as Faust delivers: the partitions of a fetch advance
+        # together, so no input partition's event time runs far ahead of the others'
+        # within a batch (the entity step's watermark is the slowest of those it has seen).
+        for tp, record in self.scheduler.iterate(fresh):
+            batches[routes.route(tp.topic)].append(record)  # type: ignore[index]
         for index, handler in enumerate(routes.handlers):
             if not batches[index]:
                 continue

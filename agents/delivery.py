@@ -111,17 +111,56 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # within a batch (the entity step's watermark is the slowest of those it has seen).
         for tp, record in self.scheduler.iterate(fresh):
             batches[routes.route(tp.topic)].append(record)  # type: ignore[index]
-        for index, handler in enumerate(routes.handlers):
-            if not batches[index]:
+        for index, batch in enumerate(batches):
+            if not batch:
                 continue
-            if self.app.consumer_generation_id != generation or not self.flow_active:
-                return  # a rebalance began: what is left is fetched again after the seek
-            await handler(batches[index])
-            assignment = self.assignment()
             for tp, offset in last[index].items():
                 self._read_offset[tp] = offset + 1  # the next to read (a seek sets it so too)
-                if tp in assignment:
-                    self._done[tp] = offset + 1
+            await self._lane(index).put((generation, batch, last[index]))
+
+    def _lane(self, index: int) -> asyncio.Queue:
+        """The queue of route `index`, and its task: each route's batches run one after the
+        other, while the other routes' run beside them (one step's wait for the broker's
+        acknowledgement is another step's time to compute)."""
+        lanes = self.__dict__.setdefault("_lanes", {})
+        lane = lanes.get(index)
+        if lane is None:
+            queue: asyncio.Queue = asyncio.Queue(maxsize=1)
+            lanes[index] = lane = (queue, asyncio.ensure_future(self._run_lane(index, queue)))
+        return lane[0]
+
+    async def _run_lane(self, index: int, queue: asyncio.Queue) -> None:
+        handler = self.routes.handlers[index]
+        while True:
+            generation, batch, last = await queue.get()
+            try:
+                if generation != self.app.consumer_generation_id:
+                    continue  # fetched before a rebalance: fetched again after its seek
+                await handler(batch)
+                assignment = self.assignment()
+                for tp, offset in last.items():
+                    if tp in assignment:
+                        self._done[tp] = offset + 1
+            except BaseException as exc:
+                self.__dict__["_lane_error"] = exc
+                if not isinstance(exc, asyncio.CancelledError):
+                    await self.crash(exc)  # as an exception in Faust's own delivery would
+                raise
+            finally:
+                queue.task_done()
+
+    async def on_stop(self) -> None:
+        for _, task in self.__dict__.pop("_lanes", {}).values():
+            task.cancel()
+        await super().on_stop()
+
+    async def settle(self) -> None:
+        """Wait until every batch handed to the routes so far has been handled (tests, shutdown)."""
+        for queue, _ in list(self.__dict__.get("_lanes", {}).values()):
+            await queue.join()
+        error = self.__dict__.pop("_lane_error", None)
+        if error is not None:
+            raise error
 
     async def _deliver_one_by_one(self, tp: TP, items: list[Any]) -> None:
         for record in items:

@@ -49,6 +49,7 @@ async def test_a_fetch_goes_to_each_route_in_the_order_routes_were_added(consume
     app.batch_routes.add(["in"], first)
     app.batch_routes.add(["mid"], second)
     await consumer._deliver(fetch(Record("mid", 0, 5), Record("in", 0, 1), Record("in", 1, 2), Record("in", 0, 3)), None)
+    await consumer.settle()
     # Round robin over the partitions of a topic: in[0]@1, in[1]@2, in[0]@3.
     assert seen == [("first", [1, 2, 3]), ("second", [5])]
     assert consumer._new_offset(TP("in", 0)) == 4 and consumer._new_offset(TP("in", 1)) == 3
@@ -56,15 +57,23 @@ async def test_a_fetch_goes_to_each_route_in_the_order_routes_were_added(consume
     assert set(consumer._filter_tps_with_pending_acks()) == {TP("in", 0), TP("in", 1), TP("mid", 0)}
 
 
-async def test_a_batch_that_fails_leaves_its_offsets_uncommitted(consumer) -> None:
+async def test_a_batch_that_fails_leaves_its_offsets_uncommitted(consumer, monkeypatch) -> None:
     app, consumer = consumer
 
     async def failing(records):
         raise RuntimeError("the broker went away mid-flush")
 
     app.batch_routes.add(["in"], failing)
+    crashed: list[BaseException] = []
+
+    async def crash(exc: BaseException) -> None:
+        crashed.append(exc)
+
+    monkeypatch.setattr(consumer, "crash", crash)
+    await consumer._deliver(fetch(Record("in", 0, 7)), None)
     with pytest.raises(RuntimeError):
-        await consumer._deliver(fetch(Record("in", 0, 7)), None)
+        await consumer.settle()
+    assert [type(e) for e in crashed] == [RuntimeError]  # the worker stops, as Faust's agents would
     assert consumer._new_offset(TP("in", 0)) is None
 
 
@@ -77,7 +86,9 @@ async def test_records_already_read_are_not_delivered_twice(consumer) -> None:
 
     app.batch_routes.add(["in"], collect)
     await consumer._deliver(fetch(Record("in", 0, 1), Record("in", 0, 2)), None)
-    await consumer._deliver(fetch(Record("in", 0, 2), Record("in", 0, 3)), None)  # a re-fetch overlaps
+    await consumer.settle()
+    await consumer._deliver(fetch(Record("in", 0, 2), Record("in", 0, 3)), None)
+    await consumer.settle()  # a re-fetch overlaps
     assert got == [1, 2, 3]
 
 
@@ -89,6 +100,7 @@ async def test_revoked_partitions_forget_their_done_offsets(consumer) -> None:
 
     app.batch_routes.add(["in"], collect)
     await consumer._deliver(fetch(Record("in", 1, 9), Record("in", 0, 4)), None)
+    await consumer.settle()
     assert consumer._new_offset(TP("in", 1)) == 10
     await consumer.on_partitions_revoked({TP("in", 1)})
     assert set(consumer._filter_tps_with_pending_acks()) == {TP("in", 0)}
@@ -103,4 +115,30 @@ async def test_partitions_not_active_are_left_out(consumer) -> None:
 
     app.batch_routes.add(["in"], collect)
     await consumer._deliver(fetch(Record("in", 0, 1), Record("in", 1, 1)), {TP("in", 0)})
+    await consumer.settle()
     assert got == [(0, 1)]
+
+
+async def test_a_step_waiting_for_the_broker_does_not_hold_up_the_others(consumer) -> None:
+    import asyncio
+
+    app, consumer = consumer
+    acked = asyncio.Event()
+    done: list[str] = []
+
+    async def edge(records):
+        await acked.wait()  # its flush waits for the broker
+        done.append("edge")
+
+    async def entities(records):
+        done.append("entities")
+
+    app.batch_routes.add(["in"], edge)
+    app.batch_routes.add(["mid"], entities)
+    await consumer._deliver(fetch(Record("in", 0, 1), Record("mid", 0, 1)), None)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert done == ["entities"] and consumer._new_offset(TP("in", 0)) is None
+    acked.set()
+    await consumer.settle()
+    assert done == ["entities", "edge"] and consumer._new_offset(TP("in", 0)) == 2

@@ -49,12 +49,16 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         topic_replication_factor=settings.topic_replication_factor,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
-        broker_max_poll_records=settings.batch_max,
         consumer_auto_offset_reset=settings.auto_offset_reset,
         table_standby_replicas=0,
         producer_acks=-1,
         logging_config=None,
     )
+
+    # No poll-record limit: aiokafka would then hand out one partition's buffered records
+    # before the next one's, and an input partition seen late would find the entity step's
+    # watermark (the slowest of the sources seen so far) already past its events.
+    app.batch_routes.batch_max = settings.batch_max
 
     def raw_topic(*names: str) -> faust.TopicT:
         return app.topic(

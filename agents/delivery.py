@@ -30,9 +30,11 @@ BatchHandler = Callable[[list[Any]], Awaitable[None]]
 class BatchRoutes:
     """Which handler takes the records of which topics, and in which order within a fetch."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch_max: int = 5000) -> None:
         self._by_topic: dict[str, int] = {}
         self._handlers: list[BatchHandler] = []
+        # A fetch larger than this reaches a route in several batches (round robin kept).
+        self.batch_max = batch_max
 
     def add(self, topics: Iterable[str], handler: BatchHandler) -> None:
         index = len(self._handlers)
@@ -89,7 +91,6 @@ class BatchConsumer(faust_aiokafka.Consumer):
         generation = self.app.consumer_generation_id
         routes = self.routes
         batches: list[list[Any]] = [[] for _ in routes.handlers]
-        last: list[dict[TP, int]] = [{} for _ in routes.handlers]
         fresh: dict[TP, list[Any]] = {}
         for tp, items in records.items():
             if active is not None and tp not in active and tp not in self._buffered_partitions:
@@ -105,18 +106,18 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 await self._deliver_one_by_one(tp, items)
                 continue
             fresh[tp] = items
-            last[index][tp] = items[-1].offset
+            self._read_offset[tp] = items[-1].offset + 1  # the next to read (a seek sets it so too)
         # Round robin over partitions, as Faust delivers: the partitions of a fetch advance
         # together, so no input partition's event time runs far ahead of the others'
-        # within a batch (the entity step's watermark is the slowest of those it has seen).
+        # (the entity step's watermark is the slowest of the sources it has seen).
         for tp, record in self.scheduler.iterate(fresh):
             batches[routes.route(tp.topic)].append(record)  # type: ignore[index]
+        size = self.routes.batch_max
         for index, batch in enumerate(batches):
-            if not batch:
-                continue
-            for tp, offset in last[index].items():
-                self._read_offset[tp] = offset + 1  # the next to read (a seek sets it so too)
-            await self._lane(index).put((generation, batch, last[index]))
+            for start in range(0, len(batch), size):
+                chunk = batch[start : start + size]
+                last = {(r.topic, r.partition): r.offset for r in chunk}
+                await self._lane(index).put((generation, chunk, {TP(*tp): o for tp, o in last.items()}))
 
     def _lane(self, index: int) -> asyncio.Queue:
         """The queue of route `index`, and its task: each route's batches run one after the

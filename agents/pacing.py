@@ -19,10 +19,11 @@ class FlushPacing:
         self.clock = clock
         self._next = 0.0
         self._started = 0.0
-        self._batches = 0  # step batches since the last flush began
+        self._batches = 0  # step batches since the last flush ended
 
     def due(self) -> bool:
-        # Spacing only makes room for batches: with none waiting, flush at once.
+        # Spacing only makes room for batches: when none ran since the last flush ended
+        # (a timer tick ago at least), the steps are idle and what is left goes out now.
         return self._batches == 0 or self.clock() >= self._next
 
     def batch_done(self) -> None:
@@ -30,8 +31,8 @@ class FlushPacing:
 
     def start(self) -> None:
         self._started = self.clock()
-        self._batches = 0
 
     def done(self) -> None:
         now = self.clock()
         self._next = now + 4 * (now - self._started)
+        self._batches = 0

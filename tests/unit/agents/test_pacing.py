@@ -1,4 +1,4 @@
-"""FlushPacing: flushes spaced under load, at once when no batch waits."""
+"""FlushPacing: flushes spaced under load, at once when the steps are idle."""
 
 from __future__ import annotations
 
@@ -13,12 +13,18 @@ class Clock:
         return self.now
 
 
+def flush(pacing: FlushPacing, clock: Clock, seconds: float, batches_during: int = 0) -> None:
+    pacing.start()
+    for _ in range(batches_during):
+        pacing.batch_done()
+    clock.now += seconds
+    pacing.done()
+
+
 def test_a_slow_flush_is_followed_by_four_times_its_length_of_batches() -> None:
     clock = Clock()
     pacing = FlushPacing(clock)
-    pacing.start()
-    clock.now += 2.0  # the flush took 2 s
-    pacing.done()
+    flush(pacing, clock, 2.0)
     pacing.batch_done()
     clock.now += 7.9
     assert not pacing.due()
@@ -26,10 +32,9 @@ def test_a_slow_flush_is_followed_by_four_times_its_length_of_batches() -> None:
     assert pacing.due()
 
 
-def test_without_batches_since_the_last_flush_the_next_one_is_due_at_once() -> None:
+def test_when_no_batch_ran_since_the_last_flush_ended_the_next_one_is_due_at_once() -> None:
     clock = Clock()
     pacing = FlushPacing(clock)
-    pacing.start()
-    clock.now += 2.0
-    pacing.done()
-    assert pacing.due()  # nothing waits: what is left is published now, not in 8 s
+    flush(pacing, clock, 2.0, batches_during=3)  # batches during the flush do not count
+    clock.now += 1.0
+    assert pacing.due()  # idle steps: what is left is published now, not in 8 s

@@ -47,6 +47,8 @@ ELSEWHERE = {
     "make bench": "tests/e2e/test_bench.py runs `kpi-pipeline bench --only a,b` on a small backlog",
     "kpi-pipeline bench --only a,b --events 20000": "tests/e2e/test_bench.py, with --events 3000",
     "docker compose up --build": "no Docker engine here: tests/unit/deploy/test_stack_files.py validates the file",
+    ".venv/bin/python -m agents.memory_probe --opportunities 100000 --reps 500 [--json]":
+        "tests/unit/agents/test_memory_probe.py runs the probe's main on a small load",
 }
 COMPOSE = [
     "export KPI_BROKER_URL='kafka://b1:9092;kafka://b2:9092'",

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from kpi_state.calendar import iso_utc
-from kpi_state.records import KpiValue, to_json
+from kpi_state.records import KpiValue, encoded
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +34,16 @@ class Publisher:
         self.in_flight = len(series)
         stamp = iso_utc(time.time())
         started = time.perf_counter()
-        encoded: list[tuple[bytes, bytes]] = []
+        batch: list[tuple[bytes, bytes]] = []
         for index, one in enumerate(series):
             records = view.changed_records(one, stamp)
-            encoded += [(record.key.encode(), to_json(record)) for record in records]
+            batch += [(record.key.encode(), encoded(record)) for record in records]
             if runtime.redis is not None:
                 self._redis_backlog.update((record.key, record) for record in records)
             self.in_flight -= 1
             if index % SERIES_PER_STEP == SERIES_PER_STEP - 1:
                 await asyncio.sleep(0)
-        published = await out.send_keyed(self.topic, encoded) if encoded else 0
+        published = await out.send_keyed(self.topic, batch) if batch else 0
         await out.flush()
         if published:
             metrics.records_published.labels("kafka").inc(published)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -41,9 +42,18 @@ class Recovery:
         gate = runtime.gate
         async with gate.rebalancing():
             gate.owned = set(assigned or ())
-            for step, (source, state_topic, recover) in self.steps.items():
-                owned = {tp.partition for tp in gate.owned if tp.topic == source}
-                items = await read_state(self.settings, state_topic, owned)
+            owned_by_step = {
+                step: {tp.partition for tp in gate.owned if tp.topic == source}
+                for step, (source, _, _) in self.steps.items()
+            }
+            # The state topics are read side by side (each read is mostly a client's start,
+            # fetch waits and stop), then taken back in the steps' order.
+            states = await asyncio.gather(*(
+                read_state(self.settings, state_topic, owned_by_step[step])
+                for step, (_, state_topic, _) in self.steps.items()
+            ))
+            for (step, (_, _, recover)), items in zip(self.steps.items(), states):
+                owned = owned_by_step[step]
                 recover(items, owned)
                 log.info("%s recovered: %d keys on partitions %s", step, len(items), sorted(owned))
             await announce_recovered(runtime.entities, runtime.out, self.topics)

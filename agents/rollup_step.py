@@ -123,4 +123,4 @@ class RollupStep:
         # (scopes remember the last day they judged).
         self.judged = min(judged) if judged else None
         # Republish everything: records changed just before a crash may not have left.
-        self.rollup.mark_all_changed()
+        self.view.republish_all()

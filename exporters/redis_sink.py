@@ -18,10 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 
 from kpi_state.calendar import CALENDAR_WINDOWS
-from kpi_state.records import KpiValue, to_json
+from kpi_state.records import KpiValue, encoded
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,28 @@ CHUNK = 5000
 # Publishes every body given on the channel KEYS[1]: a PUBLISH per record costs the worker a
 # command and a reply each, most of a flush's time when history is replayed.
 PUBLISH_ALL = "for i = 1, #ARGV do redis.call('PUBLISH', KEYS[1], ARGV[i]) end return #ARGV"
+# One chunk in one command: ARGV[1] is a JSON array of five entries per record (value key,
+# body length in bytes, current hash or "", hash field, period set or ""), ARGV[2] every
+# body end to end, ARGV[3] the change channel, ARGV[4] the scopes set, ARGV[5] a JSON array
+# of scopes. Redis runs the commands itself, so the worker packs five arguments per chunk
+# instead of several per record (packing and replies were most of a flush's Redis time).
+WRITE_CHUNK = """
+local meta = cjson.decode(ARGV[1])
+local bodies = ARGV[2]
+local at = 1
+for i = 1, #meta, 5 do
+  local body = string.sub(bodies, at, at + meta[i + 1] - 1)
+  at = at + meta[i + 1]
+  redis.call('SET', meta[i], body)
+  if meta[i + 2] ~= '' then redis.call('HSET', meta[i + 2], meta[i + 3], body) end
+  if meta[i + 4] ~= '' then redis.call('SADD', meta[i + 4], meta[i]) end
+  redis.call('PUBLISH', ARGV[3], body)
+end
+local scopes = cjson.decode(ARGV[5])
+for i = 1, #scopes do redis.call('SADD', ARGV[4], scopes[i]) end
+return #meta / 5
+"""
+_meta = msgspec.json.Encoder()
 RETRY_MAX_S = 10.0
 
 
@@ -70,7 +93,7 @@ class RedisSink:
         # True until a write succeeds after start or after an outage (see Publisher).
         self.resync_wanted = True
         self._next_try = 0.0
-        self.publish_in_script = True  # until the server refuses EVAL
+        self.scripts = True  # until the server refuses EVAL (an ACL user without scripting)
 
     @classmethod
     def from_settings(cls, settings: Any) -> RedisSink:
@@ -147,18 +170,48 @@ class RedisSink:
         self.resync_wanted = False
 
     async def _write_chunk(self, client: aioredis.Redis, records: Sequence[KpiValue], current_keys: set[str]) -> None:
-        """One pipeline: every value in one MSET, set members and hash fields grouped by key.
+        """One chunk: one script call when the server runs scripts, else one grouped pipeline."""
+        if self.scripts:
+            try:
+                await client.eval(WRITE_CHUNK, 0, *self._script_args(records, current_keys))
+                return
+            except aioredis.ResponseError as exc:
+                if not _scripting_refused(exc):
+                    raise
+                # An ACL user without scripting: plain commands from now on.
+                log.warning("redis user may not run EVAL (%s); writing with plain commands", str(exc)[:80])
+                self.scripts = False
+        await self._write_commands(client, records, current_keys)
 
-        A command per record and key cost the worker more than computing the records;
-        grouped, a chunk is a handful of commands plus one PUBLISH per record.
-        """
+    def _script_args(self, records: Sequence[KpiValue], current_keys: set[str]) -> tuple[bytes, ...]:
+        prefix = self.prefix
+        meta: list[Any] = []
+        bodies: list[bytes] = []
+        scopes: set[str] = set()
+        for record in records:
+            body = encoded(record)
+            key = f"{prefix}:value:{record.key}"
+            period = (self.period_key(record.window, record.window_start)
+                      if record.window in CALENDAR_WINDOWS and record.window_start else "")
+            if record.key in current_keys:
+                meta += (key, len(body), self.current_key(record.scope, record.window), _field(record), period)
+                scopes.add(record.scope)
+            else:
+                meta += (key, len(body), "", "", period)
+            bodies.append(body)
+        return (_meta.encode(meta), b"".join(bodies), self.channel.encode(), self.scopes_key.encode(),
+                _meta.encode(sorted(scopes)))
+
+    async def _write_commands(self, client: aioredis.Redis, records: Sequence[KpiValue], current_keys: set[str]) -> None:
+        """One pipeline: every value in one MSET, set members and hash fields grouped by key,
+        one PUBLISH per record."""
         values: dict[str, bytes] = {}
         members: dict[str, list[str]] = {}
         fields: dict[str, dict[str, bytes]] = {}
         bodies: list[bytes] = []
         scopes: set[str] = set()
         for record in records:
-            body = to_json(record)
+            body = encoded(record)
             key = f"{self.prefix}:value:{record.key}"
             values[key] = body
             if record.window in CALENDAR_WINDOWS and record.window_start:
@@ -175,22 +228,9 @@ class RedisSink:
             pipe.hset(current, mapping=mapping)
         if scopes:
             pipe.sadd(self.scopes_key, *sorted(scopes))
-        if self.publish_in_script:
-            # One command for the whole chunk; Redis loops over PUBLISH itself.
-            pipe.eval(PUBLISH_ALL, 1, self.channel, *bodies)
-        else:
-            for body in bodies:
-                pipe.publish(self.channel, body)
-        try:
-            await pipe.execute()
-        except aioredis.ResponseError as exc:
-            if not self.publish_in_script or "eval" not in str(exc).lower() and "script" not in str(exc).lower() \
-                    and "noperm" not in str(exc).lower():
-                raise
-            # An ACL user without scripting: publish one command per record from now on.
-            log.warning("redis user may not run EVAL (%s); publishing changes one by one", str(exc)[:80])
-            self.publish_in_script = False
-            await self._write_chunk(client, records, current_keys)
+        for body in bodies:
+            pipe.publish(self.channel, body)
+        await pipe.execute()
 
     def current_key(self, scope: str, window: str) -> str:
         return f"{self.prefix}:current:{scope}:{window}"
@@ -228,6 +268,11 @@ class RedisSink:
             keys = [key for key in keys if key.split("|")[1] == scope]
         values = await client.mget(keys) if keys else []
         return [json.loads(v) for v in values if v is not None]
+
+
+def _scripting_refused(exc: aioredis.ResponseError) -> bool:
+    text = str(exc).lower()
+    return "eval" in text or "script" in text or "noperm" in text
 
 
 def _field(record: KpiValue) -> str:

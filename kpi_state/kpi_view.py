@@ -49,6 +49,26 @@ class ViewConfig:
 CLV_WINDOWS = frozenset({"month", "quarter", "year", "30d", "90d", "all"})
 
 
+# KPI → (unit, judged however little of a rolling window the data covers): ratios and means.
+_UNITS = {name: (spec.unit, spec.unit in ("ratio", "days")) for name, spec in CATALOGUE.items()}
+_SUFFIXES: dict[tuple, str] = {}
+
+
+def _dims_suffix(dims: tuple[tuple[str, str], ...]) -> str:
+    """The key's `|name=value` part, names sorted (as `records.record_key` spells it)."""
+    suffix = _SUFFIXES.get(dims)
+    if suffix is None:
+        suffix = "".join(f"|{name}={value}" for name, value in sorted(dims))
+        if len(_SUFFIXES) < 10_000:
+            _SUFFIXES[dims] = suffix
+    return suffix
+
+
+def _empty(result: KpiResult) -> bool:
+    """Nothing in it: no value, or a zero with nothing (or zero) under it."""
+    return not result.value and not result.numerator and not result.denominator
+
+
 def _num(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
@@ -65,6 +85,10 @@ class KpiView:
         self._current: list[KpiValue] | None = None
         self._first_day: date | None = None
         self.thresholds = config.judge()
+        # After a recovery nothing is known of what left before the crash: the next round
+        # publishes every record, empty ones included (see `changed_records`).
+        self._republish_wanted = False
+        self._republishing = False
 
     def refresh(self, updated_at: float) -> list[KpiValue]:
         """Records of every KPI that changed since the last refresh (all of them at once)."""
@@ -74,8 +98,14 @@ class KpiView:
             out += self.changed_records(series, stamp)
         return out
 
+    def republish_all(self) -> None:
+        """Every series again, every record included, at the next round (after a recovery)."""
+        self.rollup.mark_all_changed()
+        self._republish_wanted = True
+
     def take_changed(self) -> list[Series]:
         """The series to recompute, in order; callers may spread the work over several steps."""
+        self._republishing, self._republish_wanted = self._republish_wanted, False
         changed = self.rollup.take_changed()
         for scope, window, start in list(changed):
             if window in CALENDAR_WINDOWS and start:
@@ -99,19 +129,52 @@ class KpiView:
 
         A series changes as a whole but its KPIs rarely all do; comparing plain numbers
         first keeps the records (and the messages) to the KPIs that changed.
+
+        A past calendar period publishes only the KPIs that hold something: a KPI with
+        nothing in it is zero or null, which no record says as well (a replayed history
+        would otherwise publish every KPI of every rep and day, most of them empty). Once
+        published, a record follows every change, back to empty included. The current
+        periods, rolling windows and `all` publish every KPI: boards, metrics and
+        Prometheus rules need a zero to see a zero.
         """
         scope, window, start = series
         bounds = self._bounds(window, start)
+        window_start, window_end = bounds
         known = self._numbers.setdefault(series, {})
+        skip_empty = (not self._republishing and window in CALENDAR_WINDOWS
+                      and start != self.rollup.current_start(window))
+        # What every record of the series shares, worked out once (tens of KPIs each).
+        covered = self.covered(window)
+        lineage = self.config.lineage(scope)
+        judge = self.thresholds.status
+        currency = self.config.currency
+        key_start = window_start if window in CALENDAR_WINDOWS and window_start else ""
+        key_middle = f"|{scope}|{window}|{key_start}"
         out = []
         for result in self.results(series):
             numbers = (result.numerator, result.denominator, result.value, bounds)
-            slot = (result.kpi, result.dims)
-            if known.get(slot) == numbers:
+            kpi, dims = result.kpi, result.dims
+            slot = (kpi, dims)
+            previous = known.get(slot)
+            if previous == numbers:
+                continue
+            if previous is None and skip_empty and _empty(result):
                 continue
             known[slot] = numbers
-            record = self._record(result, scope, window, bounds[0], bounds[1], stamp)
-            self.latest[record.key] = record
+            unit, scale_free = _UNITS[kpi]
+            value = None if result.value is None else float(result.value)
+            denominator = None if result.denominator is None else float(result.denominator)
+            if covered or scale_free:
+                status = judge(kpi, scope, window, value, value if denominator is None else denominator, lineage)
+            else:
+                status = "unknown"
+            record = KpiValue(
+                kpi, scope, window, window_start, window_end, value,
+                None if result.numerator is None else float(result.numerator), denominator,
+                currency if unit == "money" else unit, status, dict(dims), stamp,
+            )
+            key = record.__dict__["key"] = kpi + key_middle + _dims_suffix(dims)
+            self.latest[key] = record
             out.append(record)
         if out:
             self._current = None

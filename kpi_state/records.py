@@ -62,5 +62,14 @@ def to_json(record: KpiValue) -> bytes:
     return _json.encode(record)
 
 
+def encoded(record: KpiValue) -> bytes:
+    """The record's JSON, encoded once for every sink (kept like `key`, beside the fields)."""
+    cache = record.__dict__
+    body = cache.get("json")
+    if body is None:
+        body = cache["json"] = _json.encode(record)
+    return body
+
+
 def as_dict(record: KpiValue) -> dict[str, Any]:
     return msgspec.to_builtins(record)

@@ -116,3 +116,58 @@ def test_at_reads_the_periods_holding_a_date() -> None:
                      ("quarter", "2026-01-01T00:00:00Z"), ("year", "2026-01-01T00:00:00Z")}
     march = [r for r in v.at(date(2026, 3, 31), "month") if r.kpi == "calls"]
     assert [r.value for r in march] == [4]
+
+
+def test_a_past_period_publishes_only_the_kpis_that_hold_something() -> None:
+    v = view()
+    feed(v, "2026-03-02", "2026-03-02T15:00:00", calls=4)
+    feed(v, "2026-03-09", "2026-03-09T09:00:00", calls=1)  # a week later: 2 March is past
+    keys = {r.key for r in v.refresh(STAMP)}
+    past = {k for k in keys if k.split("|")[2:4] == ["day", "2026-03-02T00:00:00Z"]}
+    # calls held something; meeting_rate is 0 of 4 calls, a value; emails and win_rate hold nothing.
+    assert {k.split("|")[0] for k in past} == {"calls", "meeting_rate"}
+    # The current periods publish every KPI, zeros included: boards and rules need them.
+    assert "emails|rep:a|day|2026-03-09T00:00:00Z" in keys
+    assert "win_rate|rep:a|week|2026-03-09T00:00:00Z" in keys
+    assert "emails|rep:a|7d|" in keys and "emails|rep:a|all|" in keys
+
+
+def test_a_published_past_record_follows_its_kpi_back_to_empty() -> None:
+    v = view()
+    feed(v, "2026-03-02", "2026-03-02T15:00:00", calls=4)
+    v.refresh(STAMP)  # 2 March is current: every KPI published
+    feed(v, "2026-03-09", "2026-03-09T09:00:00", calls=1)
+    v.refresh(STAMP)
+    # An event of 2 March withdrawn later: the day is past and its calls record goes back to 0.
+    v.rollup.update(0, "rep:a", "2026-03-02", CellUpdate({}, {}))
+    again = {r.key: r for r in v.refresh(STAMP)}
+    assert again["calls|rep:a|day|2026-03-02T00:00:00Z"].value == 0
+
+
+def test_after_a_recovery_every_record_is_published_again_empty_ones_included() -> None:
+    v = view()
+    feed(v, "2026-03-02", "2026-03-02T15:00:00", calls=4)
+    feed(v, "2026-03-09", "2026-03-09T09:00:00", calls=1)
+    v.refresh(STAMP)
+    # A fresh view over the same state (a restarted worker) does not know what left before.
+    restarted = KpiView(v.rollup, v.config)
+    restarted.republish_all()
+    keys = {r.key for r in restarted.refresh(STAMP)}
+    assert "emails|rep:a|day|2026-03-02T00:00:00Z" in keys  # a zero the crash may have hidden
+    # Then back to the rule: a new past day publishes only what holds something.
+    feed(restarted, "2026-03-03", "2026-03-09T09:00:00", calls=2)
+    later = {r.key for r in restarted.refresh(STAMP)}
+    assert "calls|rep:a|day|2026-03-03T00:00:00Z" in later
+    assert "emails|rep:a|day|2026-03-03T00:00:00Z" not in later
+
+
+def test_the_key_a_record_is_filed_under_is_the_one_its_fields_spell() -> None:
+    from kpi_state.records import record_key
+
+    v = view("Europe/Paris")
+    feed(v, "2026-03-02", "2026-03-02T15:00:00", calls=4, **{"stage_entered|stage=demo": 2})
+    records = v.refresh(STAMP)
+    assert len(records) > 100
+    for record in records:
+        assert record.key == record_key(record.kpi, record.scope, record.window, record.window_start, record.dims)
+        assert v.latest[record.key] is record

@@ -66,6 +66,9 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         )
 
     entity_events_name, cells_name = internal_topic_names(settings)
+    # What the steps have not handled yet, theirs included: a backlog that has left the
+    # inputs is still on its way through the entity and rollup steps.
+    routed = {settings.topic_crm, settings.topic_billing, settings.topic_backfill, entity_events_name, cells_name}
     topics = StepTopics(
         dlq=settings.topic_dlq, cells=cells_name,
         entity_state=state_topic_name(settings, "entities"), rollup_state=state_topic_name(settings, "rollup"),
@@ -78,7 +81,8 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
     app.on_partitions_assigned.connect(lambda sender, assigned=None, **_: recovery.on_assigned(assigned))
     app.on_partitions_revoked.connect(lambda sender, revoked=None, **_: recovery.on_revoked(revoked))
 
-    pacing = FlushPacing()
+    pacing = FlushPacing(catch_up_s=settings.catch_up_flush_s, backlog_limit=settings.batch_max,
+                         idle_s=settings.flush_interval_s)
 
     async def edge(records: list[Any]) -> None:
         async with gate.turn("edge"):
@@ -124,7 +128,7 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
 
     @app.timer(settings.flush_interval_s, on_leader=False)
     async def flush() -> None:
-        if not runtime.ready or not pacing.due():
+        if not runtime.ready or not pacing.due(app.consumer.backlog(routed), app.consumer.busy()):
             return
         pacing.start()
         if runtime.directory_changed:

@@ -120,6 +120,27 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 last = {(r.topic, r.partition): r.offset for r in chunk}
                 await self._lane(index).put((generation, chunk, {TP(*tp): o for tp, o in last.items()}))
 
+    def backlog(self, topics: set[str]) -> int:
+        """Records of `topics` on owned partitions that no step has handled yet."""
+        waiting = 0
+        for tp in self.assignment():
+            if tp.topic not in topics:
+                continue
+            highwater = self.highwater(tp)
+            if highwater is None:
+                continue
+            handled = self._done.get(tp)
+            if handled is None:
+                handled = self._read_offset.get(tp) or 0
+            waiting += max(0, highwater - handled)
+        return waiting
+
+    def busy(self) -> bool:
+        """A step is handling a batch, or one waits for its lane."""
+        if self.__dict__.get("_handling", 0):
+            return True
+        return any(not queue.empty() for queue, _ in self.__dict__.get("_lanes", {}).values())
+
     def _lane(self, index: int) -> asyncio.Queue:
         """The queue of route `index`, and its task: each route's batches run one after the
         other, while the other routes' run beside them (one step's wait for the broker's
@@ -135,6 +156,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         handler = self.routes.handlers[index]
         while True:
             generation, batch, last = await queue.get()
+            self.__dict__["_handling"] = self.__dict__.get("_handling", 0) + 1
             try:
                 if generation != self.app.consumer_generation_id:
                     continue  # fetched before a rebalance: fetched again after its seek
@@ -149,6 +171,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     await self.crash(exc)  # as an exception in Faust's own delivery would
                 raise
             finally:
+                self.__dict__["_handling"] -= 1
                 queue.task_done()
 
     async def on_stop(self) -> None:

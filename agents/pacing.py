@@ -13,21 +13,47 @@ class FlushPacing:
     on every tick would leave the steps a small share of the core. Spacing flushes this way
     coalesces more changes into each (a key changed by many events is published once), while
     live traffic, which leaves no batch waiting, is flushed on every tick.
+
+    Once more than `backlog_limit` records wait for the steps, the worker is catching up
+    until its next flush, and flushes are at least `catch_up_s` apart: a current period's
+    records published in the middle of a backlog would be replaced by the next flush anyway,
+    and each such flush publishes every KPI of every scope again (Kafka Streams' record
+    caches flush at the commit interval for the same reason). The end of a backlog needs no
+    wait: steps idle (none busy, no batch done for `idle_s`) publish at once.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *, catch_up_s: float = 0.0,
+                 backlog_limit: int = 0, idle_s: float = 1.0) -> None:
         self.clock = clock
+        self.catch_up_s = catch_up_s
+        self.backlog_limit = backlog_limit
+        self.idle_s = idle_s
         self._next = 0.0
         self._started = 0.0
+        self._ended: float | None = None
         self._batches = 0  # step batches since the last flush ended
+        self._last_batch = 0.0
+        # The backlog is measured in records of the steps' topics, and the internal ones carry
+        # bundles of many events: once seen, catching up lasts until the next flush.
+        self._catching_up = False
 
-    def due(self) -> bool:
+    def due(self, backlog: int = 0, busy: bool = False) -> bool:
         # Spacing only makes room for batches: when none ran since the last flush ended
         # (a timer tick ago at least), the steps are idle and what is left goes out now.
-        return self._batches == 0 or self.clock() >= self._next
+        if self._batches == 0:
+            return True
+        now = self.clock()
+        if not busy and now - self._last_batch >= self.idle_s:
+            return True
+        if backlog > self.backlog_limit:
+            self._catching_up = True
+        if self._catching_up and self._ended is not None and now < self._ended + self.catch_up_s:
+            return False
+        return now >= self._next
 
     def batch_done(self) -> None:
         self._batches += 1
+        self._last_batch = self.clock()
 
     def start(self) -> None:
         self._started = self.clock()
@@ -35,4 +61,6 @@ class FlushPacing:
     def done(self) -> None:
         now = self.clock()
         self._next = now + 4 * (now - self._started)
+        self._ended = now
         self._batches = 0
+        self._catching_up = False

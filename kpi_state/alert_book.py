@@ -40,6 +40,8 @@ class AlertBook:
         self.dirty: set[str] = set()  # scopes whose stored record must be rewritten
         self.rules = [r for r in thresholds.kpis.values() if r.bounds is not None and not CATALOGUE[r.kpi].dims]
         self.windows = sorted({w for r in self.rules for w in r.windows})
+        # What each window's judgement reads: the rules' KPIs, and those shown beside an alert.
+        self.kpis_of = {w: frozenset(r.kpi for r in self.rules if w in r.windows) for w in self.windows}
 
     # --- evaluation -----------------------------------------------------------------------
     def evaluate_day(self, view: KpiView, scopes: Iterable[str], day: date, ts: float) -> int:
@@ -70,7 +72,7 @@ class AlertBook:
         added = 0
         lineage = self.lineage(scope)
         for window in self.windows:
-            start, results = view.results_as_of(scope, window, day)
+            start, results = view.results_as_of(scope, window, day, self.kpis_of[window])
             by_kpi = {r.kpi: r for r in results if not r.dims}
             for rule in self.rules:
                 if window not in rule.windows:
@@ -128,7 +130,8 @@ class AlertBook:
                 continue
             window = rule.windows[0]
             if window not in cache:
-                cache[window] = {r.kpi: r for r in view.results_as_of(scope, window, day)[1] if not r.dims}
+                cache[window] = {r.kpi: r for r in view.results_as_of(scope, window, day, self.kpis_of[window])[1]
+                                 if not r.dims}
             result = cache[window].get(rule.kpi)
             if result is None:
                 continue

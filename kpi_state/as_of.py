@@ -23,11 +23,14 @@ def totals_as_of(rollup: Rollup, scope: str, window: str, day: date) -> tuple[To
         base = rollup.periods.get((scope, window, start.isoformat()))
     else:  # all: lifetime (snapshot cells, day "", are as of now)
         start, end, base = None, None, rollup.periods.get((scope, "all", ""))
+    later_days = _later_days(rollup, scope, day, end)
+    if not later_days and base is not None:
+        return base, start.isoformat() if start is not None else ""  # read, never written
     totals = Totals()
     if base is not None:
         totals.add(base.values, base.members, +1)
     # Take out what later days added (usually a few: how far the fastest partition is ahead).
-    for later in _later_days(rollup, scope, day, end):
+    for later in later_days:
         cell = rollup.merged[(scope, later)]
         totals.add(cell.values, cell.members, -1)
     return totals, start.isoformat() if start is not None else ""

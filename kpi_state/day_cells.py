@@ -73,25 +73,38 @@ class DayCells:
             self.by_entity.pop(entity, None)
 
     def apply(self, contributions: Iterable[Contribution], sign: int = 1) -> None:
+        # The hottest loop of the entity step (four cells per activity event): lookups are
+        # bound once per call.
         scopes_of = self.directory.scopes
+        dirty_add = self.dirty.add
+        all_values = self.values
+        keys = _KEYS
         for c in contributions:
-            key = _key(c.component, c.dims)
+            key = keys.get((c.component, c.dims)) or _key(c.component, c.dims)
             value = c.value if type(c.value) is int else as_decimal(c.value)
+            day = c.day
+            if sign < 0:
+                value = -value
+            if c.distinct is not None:
+                self._count_member(scopes_of(c.attribution), day, key, c.distinct, sign)
+                continue
             for scope in scopes_of(c.attribution):
-                cell = (scope, c.day)
-                self.dirty.add(cell)
-                if c.distinct is not None:
-                    by_key = self.members.setdefault(cell, {})
-                    ids = by_key.setdefault(key, Counter())
-                    ids[c.distinct] += sign
-                    if ids[c.distinct] <= 0:
-                        del ids[c.distinct]
-                    continue
-                values = self.values.get(cell)
+                cell = (scope, day)
+                dirty_add(cell)
+                values = all_values.get(cell)
                 if values is None:
                     # One day string for every cell of that day (they are many: scopes × days).
-                    values = self.values[(scope, sys.intern(c.day))] = {}
-                values[key] = values.get(key, 0) + sign * value
+                    values = all_values[(scope, sys.intern(day))] = {}
+                values[key] = values.get(key, 0) + value
+
+    def _count_member(self, scopes: tuple[str, ...], day: str, key: str, member: str, sign: int) -> None:
+        for scope in scopes:
+            cell = (scope, day)
+            self.dirty.add(cell)
+            ids = self.members.setdefault(cell, {}).setdefault(key, Counter())
+            ids[member] += sign
+            if ids[member] <= 0:
+                del ids[member]
 
     def clear(self) -> None:
         """Forget everything, marking every cell that held something as changed."""

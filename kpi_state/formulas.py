@@ -46,8 +46,9 @@ def _dims_of(key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     return known
 
 
-def windowed(t: Totals, stages: tuple[str, ...]) -> Iterator[KpiResult]:
-    """KPIs defined over events in the window, for any window kind."""
+def windowed(t: Totals, stages: tuple[str, ...], with_dims: bool = True) -> Iterator[KpiResult]:
+    """KPIs defined over events in the window, for any window kind (`with_dims`: the
+    per-stage ones too)."""
     v = t.value
     for name in ("calls", "emails", "meetings_booked", "demos", "prospects_contacted", "opportunities_created"):
         yield _count(name, v(name))
@@ -71,7 +72,8 @@ def windowed(t: Totals, stages: tuple[str, ...]) -> Iterator[KpiResult]:
     yield _ratio("cac", v("spend"), new_customers)
     yield _ratio("purchase_frequency", orders, Decimal(t.distinct("customers_invoiced")))
     yield _ratio("days_to_pay", v("paid_days_sum"), v("paid_count"))
-    yield from _by_dims(t, stages)
+    if with_dims:
+        yield from _by_dims(t, stages)
 
 
 def _by_dims(t: Totals, stages: tuple[str, ...]) -> Iterator[KpiResult]:

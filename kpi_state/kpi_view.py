@@ -47,6 +47,11 @@ class ViewConfig:
 
 # clv and ltv_to_cac exist only for windows of a month or longer (CONTRACT §4).
 CLV_WINDOWS = frozenset({"month", "quarter", "year", "30d", "90d", "all"})
+# The KPIs of each group `_results` computes apart from the window's own (`windowed`).
+DIMS_KPIS = frozenset({"stage_conversion", "stage_duration_days"})
+LIFETIME_KPIS = frozenset({"clv", "ltv_to_cac"})
+GROWTH_KPIS = frozenset({"revenue_growth", "price_effect", "volume_effect"})
+SNAPSHOT_KPIS = frozenset({"overdue_receivables", "open_opportunities", "pipeline_value", "pipeline_velocity"})
 
 
 # KPI → (unit, judged however little of a rolling window the data covers): ratios and means.
@@ -189,20 +194,22 @@ class KpiView:
             for result in self.results(series)
         ]
 
-    def _results(self, series: Series, totals: Totals | None = None, day: date | None = None) -> Iterable[KpiResult]:
+    def _results(self, series: Series, totals: Totals | None = None, day: date | None = None,
+                 kpis: frozenset[str] | None = None) -> Iterable[KpiResult]:
+        """The series' KPIs; with `kpis`, the groups holding none of them are left out."""
         scope, window, start = series
         rollup, config = self.rollup, self.config
         if totals is None:
             totals = rollup.totals(scope, window, start)
-        yield from windowed(totals, config.stages)
-        if window in CLV_WINDOWS:
+        yield from windowed(totals, config.stages, with_dims=kpis is None or not kpis.isdisjoint(DIMS_KPIS))
+        if window in CLV_WINDOWS and (kpis is None or not kpis.isdisjoint(LIFETIME_KPIS)):
             # Shorter windows would extrapolate one purchase into a lifetime of daily ones.
             first = rollup.first_invoice_day(scope) if window == "all" else None
             length = window_days(window, start, config.tz, first, day or rollup.newest_day)
             yield from lifetime_value(totals, length, config.customer_lifetime_days)
-        if window in CALENDAR_WINDOWS:
+        if window in CALENDAR_WINDOWS and (kpis is None or not kpis.isdisjoint(GROWTH_KPIS)):
             yield from growth(totals, rollup.totals(scope, window, previous_start(window, start)))
-        if window == "all":
+        if window == "all" and (kpis is None or not kpis.isdisjoint(SNAPSHOT_KPIS)):
             yield from snapshots(totals, rollup.totals(scope, "90d", ""), config.stages)
 
     def results(self, series: Series) -> Iterable[KpiResult]:
@@ -211,10 +218,17 @@ class KpiView:
         yield from results
         yield from attainment(results, self.thresholds.objectives(series[0], series[1]))
 
-    def results_as_of(self, scope: str, window: str, day: date) -> tuple[str, list[KpiResult]]:
-        """(period start, results) of the period of `window` holding `day`, days after it left out."""
+    def results_as_of(self, scope: str, window: str, day: date,
+                      kpis: frozenset[str] | None = None) -> tuple[str, list[KpiResult]]:
+        """(period start, results) of the period of `window` holding `day`, days after it left out.
+
+        With `kpis` (what alerts judge), only the groups of KPIs holding one of them are
+        computed: judging every scope for every day of a replayed history adds up.
+        """
         totals, start = totals_as_of(self.rollup, scope, window, day)
-        results = list(self._results((scope, window, start), totals, day))
+        results = list(self._results((scope, window, start), totals, day, kpis))
+        if kpis is not None and "objective_attainment" not in kpis:
+            return start, results
         return start, results + list(attainment(results, self.thresholds.objectives(scope, window)))
 
     def covered(self, window: str, day: date | None = None, kpi: str | None = None) -> bool:

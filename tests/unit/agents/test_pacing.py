@@ -21,14 +21,20 @@ def flush(pacing: FlushPacing, clock: Clock, seconds: float, batches_during: int
     pacing.done()
 
 
+def work(pacing: FlushPacing, clock: Clock, seconds: float) -> None:
+    """Batches done every quarter of a second for `seconds`: steps under load."""
+    for _ in range(round(seconds * 4)):
+        clock.now += 0.25
+        pacing.batch_done()
+
+
 def test_a_slow_flush_is_followed_by_four_times_its_length_of_batches() -> None:
     clock = Clock()
     pacing = FlushPacing(clock)
     flush(pacing, clock, 2.0)
-    pacing.batch_done()
-    clock.now += 7.9
+    work(pacing, clock, 7.75)
     assert not pacing.due()
-    clock.now += 0.2
+    work(pacing, clock, 0.5)
     assert pacing.due()
 
 
@@ -38,3 +44,52 @@ def test_when_no_batch_ran_since_the_last_flush_ended_the_next_one_is_due_at_onc
     flush(pacing, clock, 2.0, batches_during=3)  # batches during the flush do not count
     clock.now += 1.0
     assert pacing.due()  # idle steps: what is left is published now, not in 8 s
+
+
+def test_steps_idle_for_a_tick_publish_at_once() -> None:
+    clock = Clock()
+    pacing = FlushPacing(clock, idle_s=1.0)
+    flush(pacing, clock, 2.0)
+    work(pacing, clock, 1.0)
+    assert not pacing.due()  # under load: 8 s of batches first
+    clock.now += 1.0  # the last batch was a second ago: the backlog is done
+    assert pacing.due()
+
+
+def test_while_a_backlog_waits_flushes_are_a_catch_up_interval_apart() -> None:
+    clock = Clock()
+    pacing = FlushPacing(clock, catch_up_s=30.0, backlog_limit=5000)
+    assert pacing.due(backlog=200_000)  # the first flush is not held back
+    flush(pacing, clock, 0.5)
+    work(pacing, clock, 10.0)  # far past 4 × 0.5 s
+    assert not pacing.due(backlog=150_000)  # catching up: the records would change again
+    # The backlog has left the inputs but is still in the internal topics' bundles:
+    # catching up lasts until the next flush.
+    assert not pacing.due(backlog=10)
+    work(pacing, clock, 20.0)
+    assert pacing.due(backlog=150_000)
+    flush(pacing, clock, 0.5)
+    work(pacing, clock, 10.0)
+    assert pacing.due(backlog=4_000)  # a batch or less waiting since: live traffic, flushed now
+
+
+def test_a_backlog_does_not_hold_back_the_flush_of_idle_steps() -> None:
+    clock = Clock()
+    pacing = FlushPacing(clock, catch_up_s=30.0, backlog_limit=5000)
+    flush(pacing, clock, 0.5)
+    work(pacing, clock, 3.0)
+    assert not pacing.due(backlog=150_000)
+    clock.now += 1.0
+    # No batch for a second: whatever the lag gauge says, nothing is moving.
+    assert pacing.due(backlog=150_000)
+
+
+def test_a_step_busy_with_one_long_batch_is_not_idle() -> None:
+    clock = Clock()
+    pacing = FlushPacing(clock, catch_up_s=30.0, backlog_limit=5000)
+    flush(pacing, clock, 0.5)
+    work(pacing, clock, 3.0)
+    assert not pacing.due(backlog=150_000)
+    clock.now += 2.0  # the rollup judging a long history's alerts: no batch done meanwhile
+    assert not pacing.due(backlog=10, busy=True)
+    assert pacing.due(backlog=10, busy=False)

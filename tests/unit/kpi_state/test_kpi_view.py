@@ -171,3 +171,24 @@ def test_the_key_a_record_is_filed_under_is_the_one_its_fields_spell() -> None:
     for record in records:
         assert record.key == record_key(record.kpi, record.scope, record.window, record.window_start, record.dims)
         assert v.latest[record.key] is record
+
+
+def test_results_as_of_for_some_kpis_are_those_of_the_whole_computation() -> None:
+    from kpi_state.catalogue import CATALOGUE
+    from kpi_state.rollup import WINDOWS
+
+    v = view()
+    rich = dict(calls=9, meetings_booked=2, won=3, lost=2, bookings=900, cycle_days_sum=40, invoiced=500,
+                credited=20, orders=4, units=12, spend=80, new_customers=2, margin_with_cost=90,
+                gross_with_cost=300, paid_days_sum=30, paid_count=2, opportunities_created=5, created_won=1,
+                overdue=70, **{"stage_entered|stage=demo": 4, "stage_advanced|from=demo|to=proposal": 1,
+                               "open_opps|stage=demo": 2, "open_value|stage=demo": 400})
+    feed(v, "2026-02-27", "2026-03-02T15:00:00", **rich)
+    feed(v, "2026-03-02", "2026-03-02T15:00:00", **rich)
+    v.rollup.update(0, "rep:a", "", CellUpdate({"overdue": D(70), "open_opps|stage=demo": D(2)}, {}))
+    for window in WINDOWS:
+        _, everything = v.results_as_of("rep:a", window, date(2026, 3, 2))
+        assert everything, window
+        for kpi in CATALOGUE:
+            _, some = v.results_as_of("rep:a", window, date(2026, 3, 2), frozenset({kpi}))
+            assert [r for r in some if r.kpi == kpi] == [r for r in everything if r.kpi == kpi], (window, kpi)

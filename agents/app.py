@@ -81,7 +81,8 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
     app.on_partitions_assigned.connect(lambda sender, assigned=None, **_: recovery.on_assigned(assigned))
     app.on_partitions_revoked.connect(lambda sender, revoked=None, **_: recovery.on_revoked(revoked))
 
-    pacing = FlushPacing(catch_up_s=settings.catch_up_flush_s, backlog_limit=settings.batch_max,
+    # Ten batches waiting is a backlog; less is live traffic that a slow flush let pile up.
+    pacing = FlushPacing(catch_up_s=settings.catch_up_flush_s, backlog_limit=10 * settings.batch_max,
                          idle_s=settings.flush_interval_s)
 
     async def edge(records: list[Any]) -> None:

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
 
     # --- outputs -------------------------------------------------------------
     flush_interval_s: float = Field(1.0, gt=0, le=60)
-    # While more than a batch of input waits, flushes are at least this far apart.
+    # While more than ten batches wait for the steps, flushes are at least this far apart.
     catch_up_flush_s: float = Field(30.0, ge=0, le=600)
     batch_max: int = Field(5000, ge=1)
     max_series_per_kpi: int = Field(2000, ge=1)

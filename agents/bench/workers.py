@@ -142,9 +142,8 @@ def worker_env(
         "KPI_TOPIC_PARTITIONS": str(partitions),
     })
     # Short group timeouts, as the demo uses: a second worker joins quickly. The embedded
-    # broker answers each member's first join after about half the session timeout (5 s at
-    # 10 s, 3 s at 6 s, measured), which (b) counts from the worker's start; at 6 s, two
-    # workers started together were each given every partition (docs/BENCHMARKS.md).
+    # broker answers a new group's first join after about half the session timeout (5 s at
+    # 10 s, 3 s at 6 s, measured), which (b) counts from the worker's start.
     env.setdefault("KPI_SESSION_TIMEOUT_S", "10")
     env.setdefault("KPI_HEARTBEAT_INTERVAL_S", "1")
     return env

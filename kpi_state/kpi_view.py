@@ -94,9 +94,6 @@ class KpiView:
         # publishes every record, empty ones included (see `changed_records`).
         self._republish_wanted = False
         self._republishing = False
-        # Keys in `latest` that were never published: empty, with nothing to say (see
-        # `changed_records`).
-        self._silent: set[str] = set()
 
     def refresh(self, updated_at: float) -> list[KpiValue]:
         """Records of every KPI that changed since the last refresh (all of them at once)."""
@@ -138,25 +135,19 @@ class KpiView:
         A series changes as a whole but its KPIs rarely all do; comparing plain numbers
         first keeps the records (and the messages) to the KPIs that changed.
 
-        What holds nothing is not published before it holds something (a value, or a
-        numerator or denominator that is not zero); from then on the record follows every
-        change, back to empty included. A KPI with nothing in it is zero or null, which no
-        record says as well, and a replayed history, or ten thousand reps, would otherwise
-        publish every KPI of every scope and period, most of them empty:
-        - a past calendar period does not even keep such a record;
-        - the current periods, rolling windows and `all` keep it in `latest` (boards and
-          `/metrics` show the zero), and publish it only when its status says something
-          (a threshold judged it: zero calls this week can be red).
-        After a recovery everything is published once, empty records included.
+        A past calendar period publishes only the KPIs that hold something: a KPI with
+        nothing in it is zero or null, which no record says as well (a replayed history
+        would otherwise publish every KPI of every rep and day, most of them empty). Once
+        published, a record follows every change, back to empty included. The current
+        periods, rolling windows and `all` publish every KPI: boards, metrics and
+        Prometheus rules need a zero to see a zero.
         """
         scope, window, start = series
         bounds = self._bounds(window, start)
         window_start, window_end = bounds
         known = self._numbers.setdefault(series, {})
-        republishing = self._republishing
-        past = (not republishing and window in CALENDAR_WINDOWS
-                and start != self.rollup.current_start(window))
-        silent = self._silent
+        skip_empty = (not self._republishing and window in CALENDAR_WINDOWS
+                      and start != self.rollup.current_start(window))
         # What every record of the series shares, worked out once (tens of KPIs each).
         covered = self.covered(window)
         lineage = self.config.lineage(scope)
@@ -165,7 +156,6 @@ class KpiView:
         key_start = window_start if window in CALENDAR_WINDOWS and window_start else ""
         key_middle = f"|{scope}|{window}|{key_start}"
         out = []
-        stored = False
         for result in self.results(series):
             numbers = (result.numerator, result.denominator, result.value, bounds)
             kpi, dims = result.kpi, result.dims
@@ -173,10 +163,7 @@ class KpiView:
             previous = known.get(slot)
             if previous == numbers:
                 continue
-            key = kpi + key_middle + _dims_suffix(dims)
-            unpublished = previous is None or key in silent
-            empty = unpublished and not republishing and _empty(result)
-            if empty and past:
+            if previous is None and skip_empty and _empty(result):
                 continue
             known[slot] = numbers
             unit, scale_free = _UNITS[kpi]
@@ -191,16 +178,10 @@ class KpiView:
                 None if result.numerator is None else float(result.numerator), denominator,
                 currency if unit == "money" else unit, status, dict(dims), stamp,
             )
-            record.__dict__["key"] = key
+            key = record.__dict__["key"] = kpi + key_middle + _dims_suffix(dims)
             self.latest[key] = record
-            stored = True
-            if empty and status == "unknown":
-                silent.add(key)  # kept for boards and metrics, not published
-                continue
-            if unpublished:
-                silent.discard(key)
             out.append(record)
-        if stored:
+        if out:
             self._current = None
         return out
 

@@ -29,10 +29,7 @@ def feed(v: KpiView, day: str, at: str, **values: int) -> None:
 def test_records_and_their_keys() -> None:
     v = view()
     feed(v, "2026-03-02", "2026-03-02T15:00:00", calls=4, meetings_booked=1)
-    published = {r.key for r in v.refresh(STAMP)}
-    records = v.latest  # empty KPIs of current periods are kept for boards, not published
-    assert "calls|rep:a|day|2026-03-02T00:00:00Z" in published
-    assert "bookings|rep:a|month|2026-03-01T00:00:00Z" not in published
+    records = {r.key: r for r in v.refresh(STAMP)}
     calls = records["calls|rep:a|day|2026-03-02T00:00:00Z"]
     assert (calls.value, calls.numerator, calls.denominator, calls.unit) == (4, 4, None, "count")
     assert (calls.window_start, calls.window_end, calls.updated_at) == (
@@ -129,37 +126,10 @@ def test_a_past_period_publishes_only_the_kpis_that_hold_something() -> None:
     past = {k for k in keys if k.split("|")[2:4] == ["day", "2026-03-02T00:00:00Z"]}
     # calls held something; meeting_rate is 0 of 4 calls, a value; emails and win_rate hold nothing.
     assert {k.split("|")[0] for k in past} == {"calls", "meeting_rate"}
-    assert "emails|rep:a|day|2026-03-02T00:00:00Z" not in v.latest
-    # The current periods keep every KPI for boards and metrics, zeros included, and
-    # publish an empty one only when its status says something.
-    assert v.latest["emails|rep:a|day|2026-03-09T00:00:00Z"].value == 0
-    assert "emails|rep:a|day|2026-03-09T00:00:00Z" not in keys
-    assert v.latest["win_rate|rep:a|week|2026-03-09T00:00:00Z"].value is None
-    assert {"calls|rep:a|day|2026-03-09T00:00:00Z", "emails|rep:a|7d|"} <= set(v.latest)
-
-
-def test_an_empty_kpi_with_a_status_is_published() -> None:
-    from kpi_state.thresholds import load_thresholds
-
-    rules = "version: 1\nkpis:\n  emails:\n    windows: [7d]\n    direction: higher\n    red: 5\n    amber: 10\n"
-    v = KpiView(Rollup("UTC"), ViewConfig(tz="UTC", stages=STAGES, thresholds=load_thresholds(rules)))
-    feed(v, "2026-03-02", "2026-03-02T15:00:00", calls=4)
-    for day in range(3, 10):  # a week of data: the 7d window is covered, so it is judged
-        feed(v, f"2026-03-{day:02d}", f"2026-03-{day:02d}T15:00:00", calls=1)
-    published = {r.key: r for r in v.refresh(STAMP)}
-    assert published["emails|rep:a|7d|"].status == "red"  # no email in 7 days is news
-    assert "emails|rep:a|30d|" not in published  # no rule for 30d: nothing to say
-
-
-def test_an_unpublished_empty_record_is_published_once_it_holds_something() -> None:
-    v = view()
-    feed(v, "2026-03-02", "2026-03-02T15:00:00", calls=4)
-    assert "emails|rep:a|day|2026-03-02T00:00:00Z" not in {r.key for r in v.refresh(STAMP)}
-    feed(v, "2026-03-02", "2026-03-02T15:10:00", calls=4, emails=1)
-    again = {r.key: r for r in v.refresh(STAMP)}
-    assert again["emails|rep:a|day|2026-03-02T00:00:00Z"].value == 1
-    feed(v, "2026-03-02", "2026-03-02T15:20:00", calls=4)  # withdrawn: back to empty, published
-    assert {r.key: r for r in v.refresh(STAMP)}["emails|rep:a|day|2026-03-02T00:00:00Z"].value == 0
+    # The current periods publish every KPI, zeros included: boards and rules need them.
+    assert "emails|rep:a|day|2026-03-09T00:00:00Z" in keys
+    assert "win_rate|rep:a|week|2026-03-09T00:00:00Z" in keys
+    assert "emails|rep:a|7d|" in keys and "emails|rep:a|all|" in keys
 
 
 def test_a_published_past_record_follows_its_kpi_back_to_empty() -> None:
@@ -196,8 +166,7 @@ def test_the_key_a_record_is_filed_under_is_the_one_its_fields_spell() -> None:
 
     v = view("Europe/Paris")
     feed(v, "2026-03-02", "2026-03-02T15:00:00", calls=4, **{"stage_entered|stage=demo": 2})
-    v.refresh(STAMP)
-    records = list(v.latest.values())
+    records = v.refresh(STAMP)
     assert len(records) > 100
     for record in records:
         assert record.key == record_key(record.kpi, record.scope, record.window, record.window_start, record.dims)

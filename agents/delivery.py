@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, cast
 
 import faust
+from faust.tables import TableManager
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -213,11 +214,29 @@ class BatchTransport(faust_aiokafka.Transport):
     Consumer = BatchConsumer
 
 
+class NoTablesManager(TableManager):
+    """Faust's table manager without its one-second wait for tables declared late.
+
+    The pipeline declares no Faust table: each step keeps its state in a compacted topic
+    of its own and takes it back itself (agents/recovery.py). Waiting for late tables only
+    delayed every worker's start by a second.
+    """
+
+    def add(self, table: Any) -> Any:
+        raise RuntimeError("the pipeline keeps no Faust table (see agents/recovery.py)")
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+
 class PipelineApp(faust.App):
     """A Faust app whose consumer delivers routed topics in batches (see `BatchRoutes`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.batch_routes = BatchRoutes()
+        kwargs.setdefault("TableManager", NoTablesManager)
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> Any:

@@ -141,9 +141,9 @@ def worker_env(
         "KPI_DATA_DIR": str(run_dir / f"data-{topics.tag}"), "KPI_REPS_FILE": str(reps_file),
         "KPI_TOPIC_PARTITIONS": str(partitions),
     })
-    # Short group timeouts, as the demo uses: a second worker joins quickly. The embedded
+    # Short group timeouts, as the tests use: a second worker joins quickly, and the embedded
     # broker answers a new group's first join after about half the session timeout (5 s at
     # 10 s, 3 s at 6 s, measured), which (b) counts from the worker's start.
-    env.setdefault("KPI_SESSION_TIMEOUT_S", "10")
+    env.setdefault("KPI_SESSION_TIMEOUT_S", "6")
     env.setdefault("KPI_HEARTBEAT_INTERVAL_S", "1")
     return env

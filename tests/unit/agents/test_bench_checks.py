@@ -71,3 +71,38 @@ def test_only_accepts_known_letters():
 def test_ratio_sentence_states_b_over_a():
     assert "(b)/(a) = 0.0050" in ratio_sentence(100_000.0, 500.0)
     assert ratio_sentence(None, 500.0) is None
+
+
+def test_every_measurement_of_the_loaded_backlog_runs_before_the_latency_load():
+    # (c) produces its steady load onto the backlog's own topics: (f) after it read the
+    # backlog plus that load and counted 368,210 events for 200,000.
+    import asyncio
+    from types import SimpleNamespace
+
+    from agents.bench.runner import _run
+
+    calls: list[str] = []
+
+    class Recording:
+        options = SimpleNamespace(only=("a", "b", "c", "f"), reps=5, seed=1)
+
+        async def load(self, reps):
+            calls.append("load")
+            return "backlog"
+
+        async def baseline(self, loaded):
+            calls.append("a")
+            return {"rate": 10.0}
+
+        async def pipeline(self, loaded, label, workers=1):
+            calls.append(label)
+            return {"rate": 2.0}, None
+
+        async def latency(self, loaded, rate):
+            calls.append("c")
+            return {}
+
+    results: dict = {}
+    asyncio.run(_run(Recording(), results))  # type: ignore[arg-type]
+    assert calls == ["load", "a", "b", "f", "c"]
+    assert results["f"]["ratio"] == 1.0

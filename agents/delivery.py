@@ -58,6 +58,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         # Per partition, the offset after the last record of the newest batch done.
         self._done: dict[TP, int] = {}
+        # Route index → (its queue, the task that runs its batches), made on first use.
+        self._lanes: dict[int, tuple[asyncio.Queue, asyncio.Future]] = {}
+        self._handling = 0  # batches inside a handler right now
+        self._lane_error: BaseException | None = None
 
     @property
     def routes(self) -> BatchRoutes:
@@ -137,26 +141,23 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     def busy(self) -> bool:
         """A step is handling a batch, or one waits for its lane."""
-        if self.__dict__.get("_handling", 0):
-            return True
-        return any(not queue.empty() for queue, _ in self.__dict__.get("_lanes", {}).values())
+        return self._handling > 0 or any(not queue.empty() for queue, _ in self._lanes.values())
 
     def _lane(self, index: int) -> asyncio.Queue:
         """The queue of route `index`, and its task: each route's batches run one after the
         other, while the other routes' run beside them (one step's wait for the broker's
         acknowledgement is another step's time to compute)."""
-        lanes = self.__dict__.setdefault("_lanes", {})
-        lane = lanes.get(index)
+        lane = self._lanes.get(index)
         if lane is None:
             queue: asyncio.Queue = asyncio.Queue(maxsize=1)
-            lanes[index] = lane = (queue, asyncio.ensure_future(self._run_lane(index, queue)))
+            self._lanes[index] = lane = (queue, asyncio.ensure_future(self._run_lane(index, queue)))
         return lane[0]
 
     async def _run_lane(self, index: int, queue: asyncio.Queue) -> None:
         handler = self.routes.handlers[index]
         while True:
             generation, batch, last = await queue.get()
-            self.__dict__["_handling"] = self.__dict__.get("_handling", 0) + 1
+            self._handling += 1
             try:
                 if generation != self.app.consumer_generation_id:
                     continue  # fetched before a rebalance: fetched again after its seek
@@ -166,24 +167,25 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     if tp in assignment:
                         self._done[tp] = offset + 1
             except BaseException as exc:
-                self.__dict__["_lane_error"] = exc
+                self._lane_error = exc
                 if not isinstance(exc, asyncio.CancelledError):
                     await self.crash(exc)  # as an exception in Faust's own delivery would
                 raise
             finally:
-                self.__dict__["_handling"] -= 1
+                self._handling -= 1
                 queue.task_done()
 
     async def on_stop(self) -> None:
-        for _, task in self.__dict__.pop("_lanes", {}).values():
+        for _, task in self._lanes.values():
             task.cancel()
+        self._lanes = {}
         await super().on_stop()
 
     async def settle(self) -> None:
         """Wait until every batch handed to the routes so far has been handled (tests, shutdown)."""
-        for queue, _ in list(self.__dict__.get("_lanes", {}).values()):
+        for queue, _ in list(self._lanes.values()):
             await queue.join()
-        error = self.__dict__.pop("_lane_error", None)
+        error, self._lane_error = self._lane_error, None
         if error is not None:
             raise error
 

@@ -60,8 +60,7 @@ class Publisher:
             for record in runtime.rollup.view.current():
                 self._redis_backlog.setdefault(record.key, record)
         pending = list(self._redis_backlog.values())
-        starts = runtime.rollup.view.current_starts()  # not view.current(): that scans all history
-        current = [r for r in pending if r.window not in starts or r.window_start == starts[r.window]]
+        current = runtime.rollup.view.current_of(pending)  # not view.current(): that scans all history
         started = time.perf_counter()
         try:
             await runtime.redis.write(pending, current)

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from kpi_state.calendar import CALENDAR_WINDOWS
-from kpi_state.records import KpiValue, encoded
+from kpi_state.records import KpiValue, dims_suffix, encoded
 
 log = logging.getLogger(__name__)
 
@@ -183,21 +183,26 @@ class RedisSink:
                 self.scripts = False
         await self._write_commands(client, records, current_keys)
 
-    def _script_args(self, records: Sequence[KpiValue], current_keys: set[str]) -> tuple[bytes, ...]:
-        prefix = self.prefix
-        meta: list[Any] = []
-        bodies: list[bytes] = []
-        scopes: set[str] = set()
+    def _layout(self, records: Sequence[KpiValue], current_keys: set[str]) -> Iterator[tuple[KpiValue, bytes, str, str, str, str]]:
+        """Per record: (record, body, value key, current hash or "", its field, period set or "")."""
         for record in records:
-            body = encoded(record)
-            key = f"{prefix}:value:{record.key}"
+            key = f"{self.prefix}:value:{record.key}"
             period = (self.period_key(record.window, record.window_start)
                       if record.window in CALENDAR_WINDOWS and record.window_start else "")
             if record.key in current_keys:
-                meta += (key, len(body), self.current_key(record.scope, record.window), _field(record), period)
-                scopes.add(record.scope)
+                current, field = self.current_key(record.scope, record.window), _field(record)
             else:
-                meta += (key, len(body), "", "", period)
+                current = field = ""
+            yield record, encoded(record), key, current, field, period
+
+    def _script_args(self, records: Sequence[KpiValue], current_keys: set[str]) -> tuple[bytes, ...]:
+        meta: list[Any] = []
+        bodies: list[bytes] = []
+        scopes: set[str] = set()
+        for record, body, key, current, field, period in self._layout(records, current_keys):
+            meta += (key, len(body), current, field, period)
+            if current:
+                scopes.add(record.scope)
             bodies.append(body)
         return (_meta.encode(meta), b"".join(bodies), self.channel.encode(), self.scopes_key.encode(),
                 _meta.encode(sorted(scopes)))
@@ -210,14 +215,12 @@ class RedisSink:
         fields: dict[str, dict[str, bytes]] = {}
         bodies: list[bytes] = []
         scopes: set[str] = set()
-        for record in records:
-            body = encoded(record)
-            key = f"{self.prefix}:value:{record.key}"
+        for record, body, key, current, field, period in self._layout(records, current_keys):
             values[key] = body
-            if record.window in CALENDAR_WINDOWS and record.window_start:
-                members.setdefault(self.period_key(record.window, record.window_start), []).append(key)
-            if record.key in current_keys:
-                fields.setdefault(self.current_key(record.scope, record.window), {})[_field(record)] = body
+            if period:
+                members.setdefault(period, []).append(key)
+            if current:
+                fields.setdefault(current, {})[field] = body
                 scopes.add(record.scope)
             bodies.append(body)
         pipe = client.pipeline(transaction=False)
@@ -276,7 +279,7 @@ def _scripting_refused(exc: aioredis.ResponseError) -> bool:
 
 
 def _field(record: KpiValue) -> str:
-    return record.kpi + "".join(f"|{k}={v}" for k, v in sorted(record.dims.items()))
+    return record.kpi + dims_suffix(tuple(record.dims.items()))
 
 
 def _safe_url(url: str) -> str:

@@ -26,7 +26,7 @@ from kpi_state.formulas import (
 )
 from kpi_state.as_of import totals_as_of
 from kpi_state.objectives import attainment
-from kpi_state.records import KpiValue
+from kpi_state.records import KpiValue, dims_suffix
 from kpi_state.rollup import ROLLING_DAYS, Rollup, Series, Totals
 from kpi_state.thresholds import Thresholds, default_thresholds, lineage_of
 
@@ -56,17 +56,6 @@ SNAPSHOT_KPIS = frozenset({"overdue_receivables", "open_opportunities", "pipelin
 
 # KPI → (unit, judged however little of a rolling window the data covers): ratios and means.
 _UNITS = {name: (spec.unit, spec.unit in ("ratio", "days")) for name, spec in CATALOGUE.items()}
-_SUFFIXES: dict[tuple, str] = {}
-
-
-def _dims_suffix(dims: tuple[tuple[str, str], ...]) -> str:
-    """The key's `|name=value` part, names sorted (as `records.record_key` spells it)."""
-    suffix = _SUFFIXES.get(dims)
-    if suffix is None:
-        suffix = "".join(f"|{name}={value}" for name, value in sorted(dims))
-        if len(_SUFFIXES) < 10_000:
-            _SUFFIXES[dims] = suffix
-    return suffix
 
 
 def _empty(result: KpiResult) -> bool:
@@ -151,7 +140,6 @@ class KpiView:
         # What every record of the series shares, worked out once (tens of KPIs each).
         covered = self.covered(window)
         lineage = self.config.lineage(scope)
-        judge = self.thresholds.status
         currency = self.config.currency
         key_start = window_start if window in CALENDAR_WINDOWS and window_start else ""
         key_middle = f"|{scope}|{window}|{key_start}"
@@ -166,33 +154,21 @@ class KpiView:
             if previous is None and skip_empty and _empty(result):
                 continue
             known[slot] = numbers
-            unit, scale_free = _UNITS[kpi]
+            unit = _UNITS[kpi][0]
             value = None if result.value is None else float(result.value)
             denominator = None if result.denominator is None else float(result.denominator)
-            if covered or scale_free:
-                status = judge(kpi, scope, window, value, value if denominator is None else denominator, lineage)
-            else:
-                status = "unknown"
+            status = self._judged(kpi, scope, window, value, denominator, covered, lineage)
             record = KpiValue(
                 kpi, scope, window, window_start, window_end, value,
                 None if result.numerator is None else float(result.numerator), denominator,
                 currency if unit == "money" else unit, status, dict(dims), stamp,
             )
-            key = record.__dict__["key"] = kpi + key_middle + _dims_suffix(dims)
+            key = record.__dict__["key"] = kpi + key_middle + dims_suffix(dims)
             self.latest[key] = record
             out.append(record)
         if out:
             self._current = None
         return out
-
-    def records(self, series: Series, updated_at: float) -> list[KpiValue]:
-        scope, window, start = series
-        window_start, window_end = self._bounds(window, start)
-        stamp = iso_utc(updated_at)
-        return [
-            self._record(result, scope, window, window_start, window_end, stamp)
-            for result in self.results(series)
-        ]
 
     def _results(self, series: Series, totals: Totals | None = None, day: date | None = None,
                  kpis: frozenset[str] | None = None) -> Iterable[KpiResult]:
@@ -246,11 +222,16 @@ class KpiView:
         return self._first_day
 
     def status(self, result: KpiResult, scope: str, window: str, day: date | None = None) -> str:
-        if not self.covered(window, day, result.kpi):
+        return self._judged(result.kpi, scope, window, _num(result.value), _num(result.denominator),
+                            self.covered(window, day), self.config.lineage(scope))
+
+    def _judged(self, kpi: str, scope: str, window: str, value: float | None, denominator: float | None,
+                covered: bool, lineage: tuple[str, ...]) -> str:
+        """The thresholds' status; `covered`: the data covers the window (see `covered`)."""
+        if not covered and not _UNITS[kpi][1]:
             return "unknown"
-        sample = result.denominator if result.denominator is not None else result.value
-        return self.thresholds.status(result.kpi, scope, window, _num(result.value), _num(sample),
-                                      self.config.lineage(scope))
+        sample = value if denominator is None else denominator
+        return self.thresholds.status(kpi, scope, window, value, sample, lineage)
 
     def current(self) -> list[KpiValue]:
         """The current period's records of every key (what boards and /metrics show).
@@ -259,12 +240,13 @@ class KpiView:
         polls then cost nothing, however much history `latest` holds.
         """
         if self._current is None:
-            starts = self.current_starts()
-            self._current = [
-                r for r in self.latest.values()
-                if r.window not in starts or r.window_start == starts[r.window]
-            ]
+            self._current = self.current_of(self.latest.values())
         return self._current
+
+    def current_of(self, records: Iterable[KpiValue]) -> list[KpiValue]:
+        """Those of `records` that are their window's current period (rolling and `all` always are)."""
+        starts = self.current_starts()
+        return [r for r in records if r.window not in starts or r.window_start == starts[r.window]]
 
     def current_starts(self) -> dict[str, str | None]:
         """The window_start of each calendar window's current period."""
@@ -292,22 +274,3 @@ class KpiView:
             return (iso_utc(period_bounds(first, "day", tz)[0]),
                     iso_utc(period_bounds(newest_day, "day", tz)[1]))
         return None, None
-
-    def _record(self, result: KpiResult, scope: str, window: str, window_start: str | None,
-                window_end: str | None, stamp: str) -> KpiValue:
-        spec = CATALOGUE[result.kpi]
-        unit = self.config.currency if spec.unit == "money" else spec.unit
-        return KpiValue(
-            kpi=result.kpi,
-            scope=scope,
-            window=window,
-            window_start=window_start,
-            window_end=window_end,
-            value=_num(result.value),
-            numerator=_num(result.numerator),
-            denominator=_num(result.denominator),
-            unit=unit,
-            status=self.status(result, scope, window),
-            dims=dict(result.dims),
-            updated_at=stamp,
-        )

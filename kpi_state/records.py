@@ -43,10 +43,20 @@ def record_key(
     # Rolling windows and `all` have one key each (their record is replaced as the
     # window moves), so only calendar windows put their start in the key.
     start = window_start if window in CALENDAR_WINDOWS and window_start else ""
-    key = f"{kpi}|{scope}|{window}|{start}"
-    for name in sorted(dims):
-        key += f"|{name}={dims[name]}"
-    return key
+    return f"{kpi}|{scope}|{window}|{start}" + dims_suffix(tuple(dims.items()))
+
+
+_SUFFIXES: dict[tuple[tuple[str, str], ...], str] = {}
+
+
+def dims_suffix(dims: tuple[tuple[str, str], ...]) -> str:
+    """The `|name=value` part of a key or field, names sorted (a few dozen distinct: cached)."""
+    suffix = _SUFFIXES.get(dims)
+    if suffix is None:
+        suffix = "".join(f"|{name}={value}" for name, value in sorted(dims))
+        if len(_SUFFIXES) < 10_000:
+            _SUFFIXES[dims] = suffix
+    return suffix
 
 
 def scope_kind_and_id(scope: str) -> tuple[str, str]:

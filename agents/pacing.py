@@ -19,7 +19,9 @@ class FlushPacing:
     records published in the middle of a backlog would be replaced by the next flush anyway,
     and each such flush publishes every KPI of every scope again (Kafka Streams' record
     caches flush at the commit interval for the same reason). The end of a backlog needs no
-    wait: steps idle (none busy, no batch done for `idle_s`) publish at once.
+    wait: steps idle (none busy, no batch done for `idle_s`, no more than `backlog_limit`
+    records waiting) publish at once. Steps waiting a second for a fetch in the middle of a
+    backlog are not idle: a flush then would publish everything twice.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, *, catch_up_s: float = 0.0,
@@ -43,9 +45,10 @@ class FlushPacing:
         if self._batches == 0:
             return True
         now = self.clock()
-        if not busy and now - self._last_batch >= self.idle_s:
+        waiting = backlog > self.backlog_limit
+        if not busy and not waiting and now - self._last_batch >= self.idle_s:
             return True
-        if backlog > self.backlog_limit:
+        if waiting:
             self._catching_up = True
         if self._catching_up and self._ended is not None and now < self._ended + self.catch_up_s:
             return False

@@ -73,14 +73,25 @@ def test_while_a_backlog_waits_flushes_are_a_catch_up_interval_apart() -> None:
     assert pacing.due(backlog=4_000)  # a batch or less waiting since: live traffic, flushed now
 
 
-def test_a_backlog_does_not_hold_back_the_flush_of_idle_steps() -> None:
+def test_steps_waiting_for_a_fetch_in_the_middle_of_a_backlog_are_not_idle() -> None:
     clock = Clock()
     pacing = FlushPacing(clock, catch_up_s=30.0, backlog_limit=5000)
     flush(pacing, clock, 0.5)
     work(pacing, clock, 3.0)
+    clock.now += 1.5  # no batch for more than a tick: the next fetch is slow to come
+    assert not pacing.due(backlog=150_000)  # records still wait: flushing now publishes twice
+    assert pacing.due(backlog=0)  # nothing waits any more: the backlog is done
+
+
+def test_a_backlog_that_never_drains_holds_the_flush_back_a_catch_up_interval_at_most() -> None:
+    clock = Clock()
+    pacing = FlushPacing(clock, catch_up_s=30.0, backlog_limit=5000)
+    flush(pacing, clock, 0.5)
+    clock.now += 28.0
+    pacing.batch_done()
+    clock.now += 1.0  # 29 s after the flush ended
     assert not pacing.due(backlog=150_000)
-    clock.now += 1.0
-    # No batch for a second: whatever the lag gauge says, nothing is moving.
+    clock.now += 1.5
     assert pacing.due(backlog=150_000)
 
 

@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 # Series recomputed between two yields to the event loop: a replay of history can change
 # thousands at once, and heartbeats, the web server and the agents must keep running.
 SERIES_PER_STEP = 64
+# Records handed to Kafka and Redis at a time during a flush (Redis's own chunk size).
+OUTPUT_CHUNK = 5000
 
 
 class Publisher:
@@ -29,27 +31,43 @@ class Publisher:
 
     async def flush(self) -> int:
         runtime = self.runtime
-        view, out, metrics = runtime.rollup.view, runtime.out, runtime.metrics
+        view, out, metrics, redis = runtime.rollup.view, runtime.out, runtime.metrics, runtime.redis
         series = view.take_changed()
         self.in_flight = len(series)
         stamp = iso_utc(time.time())
         started = time.perf_counter()
         batch: list[tuple[bytes, bytes]] = []
-        for index, one in enumerate(series):
-            records = view.changed_records(one, stamp)
-            batch += [(record.key.encode(), encoded(record)) for record in records]
-            if runtime.redis is not None:
-                self._redis_backlog.update((record.key, record) for record in records)
-            self.in_flight -= 1
-            if index % SERIES_PER_STEP == SERIES_PER_STEP - 1:
-                await asyncio.sleep(0)
-        published = await out.send_keyed(self.topic, batch) if batch else 0
-        await out.flush()
+        published = 0
+        # Records leave a chunk at a time while the next ones are computed: Kafka's sender
+        # and the Redis server then work while this loop does, instead of after it.
+        to_redis: asyncio.Future | None = None
+        try:
+            for index, one in enumerate(series):
+                records = view.changed_records(one, stamp)
+                batch += [(record.key.encode(), encoded(record)) for record in records]
+                if redis is not None:
+                    self._redis_backlog.update((record.key, record) for record in records)
+                self.in_flight -= 1
+                if len(batch) >= OUTPUT_CHUNK:
+                    published += await out.send_keyed(self.topic, batch)
+                    batch = []
+                if (redis is not None and redis.down_since is None and len(self._redis_backlog) >= OUTPUT_CHUNK
+                        and (to_redis is None or to_redis.done())):
+                    to_redis = asyncio.ensure_future(self._to_redis())
+                if index % SERIES_PER_STEP == SERIES_PER_STEP - 1:
+                    await asyncio.sleep(0)
+            if batch:
+                published += await out.send_keyed(self.topic, batch)
+            await out.flush()
+            kafka_seconds = time.perf_counter() - started
+        finally:
+            if to_redis is not None:
+                await to_redis
+        if redis is not None and (self._redis_backlog or redis.resync_wanted):
+            await self._to_redis()
         if published:
             metrics.records_published.labels("kafka").inc(published)
-            metrics.flush_duration.labels("kafka").observe(time.perf_counter() - started)
-        if runtime.redis is not None and (self._redis_backlog or runtime.redis.resync_wanted):
-            await self._to_redis()
+            metrics.flush_duration.labels("kafka").observe(kafka_seconds)
         return published
 
     async def _to_redis(self) -> None:
@@ -69,6 +87,11 @@ class Publisher:
             # The sink logs an outage once; this line would repeat on every flush.
             log.debug("redis write failed, will retry on next flush: %s", type(exc).__name__)
             return
-        self._redis_backlog.clear()
+        # Only what was written leaves the backlog: records computed meanwhile, or newer
+        # records of the same keys, are written by the next call.
+        backlog = self._redis_backlog
+        for record in pending:
+            if backlog.get(record.key) is record:
+                del backlog[record.key]
         runtime.metrics.records_published.labels("redis").inc(len(pending))
         runtime.metrics.flush_duration.labels("redis").observe(time.perf_counter() - started)

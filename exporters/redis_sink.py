@@ -158,29 +158,45 @@ class RedisSink:
         if self.down_since is not None and self.clock() < self._next_try:
             raise RedisUnavailable("waiting before the next attempt")
         current_keys = {record.key for record in current}
+        in_flight: asyncio.Future | None = None
         try:
             client = self._client()
             for start in range(0, len(records), CHUNK):
-                await self._write_chunk(client, records[start : start + CHUNK], current_keys)
-                await asyncio.sleep(0)
+                chunk = records[start : start + CHUNK]
+                if not self.scripts:
+                    if in_flight is not None:
+                        await in_flight
+                        in_flight = None
+                    await self._write_commands(client, chunk, current_keys)
+                    continue
+                # Packed while the server still runs the previous chunk's script: packing
+                # and running cost about the same, and one waited for the other.
+                args = self._script_args(chunk, current_keys)
+                if in_flight is not None:
+                    await in_flight
+                in_flight = asyncio.ensure_future(self._run_chunk(client, chunk, args, current_keys))
+            if in_flight is not None:
+                await in_flight
         except Exception as exc:  # noqa: BLE001 - counted by the caller, logged once here
+            if in_flight is not None and not in_flight.done():
+                in_flight.cancel()
             self._failed(exc)
             raise RedisUnavailable(type(exc).__name__) from exc
         self._recovered()
         self.resync_wanted = False
 
-    async def _write_chunk(self, client: aioredis.Redis, records: Sequence[KpiValue], current_keys: set[str]) -> None:
-        """One chunk: one script call when the server runs scripts, else one grouped pipeline."""
-        if self.scripts:
-            try:
-                await client.eval(WRITE_CHUNK, 0, *self._script_args(records, current_keys))
-                return
-            except aioredis.ResponseError as exc:
-                if not _scripting_refused(exc):
-                    raise
-                # An ACL user without scripting: plain commands from now on.
-                log.warning("redis user may not run EVAL (%s); writing with plain commands", str(exc)[:80])
-                self.scripts = False
+    async def _run_chunk(self, client: aioredis.Redis, records: Sequence[KpiValue], args: tuple[bytes, ...],
+                         current_keys: set[str]) -> None:
+        """One chunk in one script call; grouped plain commands once the server refuses scripts."""
+        try:
+            await client.eval(WRITE_CHUNK, 0, *args)
+            return
+        except aioredis.ResponseError as exc:
+            if not _scripting_refused(exc):
+                raise
+            # An ACL user without scripting: plain commands from now on.
+            log.warning("redis user may not run EVAL (%s); writing with plain commands", str(exc)[:80])
+            self.scripts = False
         await self._write_commands(client, records, current_keys)
 
     def _layout(self, records: Sequence[KpiValue], current_keys: set[str]) -> Iterator[tuple[KpiValue, bytes, str, str, str, str]]:

@@ -19,9 +19,9 @@ class FlushPacing:
     records published in the middle of a backlog would be replaced by the next flush anyway,
     and each such flush publishes every KPI of every scope again (Kafka Streams' record
     caches flush at the commit interval for the same reason). The end of a backlog needs no
-    wait: steps idle (none busy, no batch done for `idle_s`, no more than `backlog_limit`
-    records waiting) publish at once. Steps waiting a second for a fetch in the middle of a
-    backlog are not idle: a flush then would publish everything twice.
+    wait: steps idle (none busy, no batch done for `idle_s`, no record waiting) publish at
+    once. Steps waiting a second for a fetch in the middle of a backlog are not idle: a
+    flush then would publish everything twice.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, *, catch_up_s: float = 0.0,
@@ -45,10 +45,11 @@ class FlushPacing:
         if self._batches == 0:
             return True
         now = self.clock()
-        waiting = backlog > self.backlog_limit
-        if not busy and not waiting and now - self._last_batch >= self.idle_s:
+        # Any record waiting means work is left: the internal topics carry bundles of many
+        # events, so a few records there can still be a long way from the end.
+        if not busy and backlog == 0 and now - self._last_batch >= self.idle_s:
             return True
-        if waiting:
+        if backlog > self.backlog_limit:
             self._catching_up = True
         if self._catching_up and self._ended is not None and now < self._ended + self.catch_up_s:
             return False

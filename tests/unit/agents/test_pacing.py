@@ -80,6 +80,8 @@ def test_steps_waiting_for_a_fetch_in_the_middle_of_a_backlog_are_not_idle() -> 
     work(pacing, clock, 3.0)
     clock.now += 1.5  # no batch for more than a tick: the next fetch is slow to come
     assert not pacing.due(backlog=150_000)  # records still wait: flushing now publishes twice
+    # A few records of the internal topics can be bundles of thousands of events.
+    assert not pacing.due(backlog=40)
     assert pacing.due(backlog=0)  # nothing waits any more: the backlog is done
 
 
@@ -102,5 +104,5 @@ def test_a_step_busy_with_one_long_batch_is_not_idle() -> None:
     work(pacing, clock, 3.0)
     assert not pacing.due(backlog=150_000)
     clock.now += 2.0  # the rollup judging a long history's alerts: no batch done meanwhile
-    assert not pacing.due(backlog=10, busy=True)
-    assert pacing.due(backlog=10, busy=False)
+    assert not pacing.due(backlog=0, busy=True)
+    assert pacing.due(backlog=0, busy=False)

@@ -29,6 +29,11 @@ class Publisher:
         # Records Redis has not taken yet, by key: a newer record replaces an older one.
         self._redis_backlog: dict[str, KpiValue] = {}
 
+    @property
+    def redis_waiting(self) -> int:
+        """Records computed that Redis has not taken yet (while it is down, all its changes)."""
+        return len(self._redis_backlog)
+
     async def flush(self) -> int:
         runtime = self.runtime
         view, out, metrics, redis = runtime.rollup.view, runtime.out, runtime.metrics, runtime.redis

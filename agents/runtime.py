@@ -107,7 +107,8 @@ class Runtime:
 
     def unpublished(self) -> float:
         cells = sum(len(engine.cells.dirty) for engine in self.entities.engines.values())
-        publishing = self.publisher.in_flight if self.publisher is not None else 0
+        # Records Redis has not taken yet count too: a flush is done when every sink has it.
+        publishing = self.publisher.in_flight + self.publisher.redis_waiting if self.publisher is not None else 0
         return float(cells + self.rollup.rollup.pending + publishing)
 
     @property

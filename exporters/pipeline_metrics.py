@@ -89,7 +89,7 @@ class PipelineMetrics:
         )
         self.unpublished = Gauge(
             "kpi_pipeline_unpublished_changes",
-            "Changed cells and KPI series waiting for the next flush (0 when all is published)",
+            "Changed cells, KPI series and records Redis has not taken yet (0 when all is published)",
             registry=registry,
         )
         self.series_folded = Counter(

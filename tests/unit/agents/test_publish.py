@@ -104,7 +104,9 @@ def test_a_down_redis_is_tried_once_per_flush_and_gets_everything_once_back() ->
     asyncio.run(publisher.flush())
     assert runtime.redis.attempts == 1  # not once per chunk while it is known to be down
     assert runtime.redis.stored == {}
+    assert publisher.redis_waiting == len(view.latest)  # what /status counts as unpublished
     runtime.redis.down_since = None
     view.value = 2.0
     asyncio.run(publisher.flush())
     assert runtime.redis.stored == {r.key: 2.0 for r in view.latest.values()}
+    assert publisher.redis_waiting == 0

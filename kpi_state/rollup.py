@@ -121,6 +121,9 @@ class Rollup:
         for scope in self._rolling_dirty:
             for window in ROLLING_DAYS:
                 self.changed.add((scope, window, ""))
+            # `all` reads the newest day too: clv's length runs to it, and pipeline_velocity
+            # reads the 90d rates. A scope with no new cell would keep them stale otherwise.
+            self.changed.add((scope, "all", ""))
         self._rolling_dirty.clear()
         changed, self.changed = self.changed, set()
         return changed

@@ -75,10 +75,13 @@ def test_simulated_traffic_matches_the_reference(pipeline_env, start_worker):
     worker = start_worker(pipeline_env)
     asyncio.run(produce(pipeline_env, records))
     published = assert_equal_to_reference(worker, pipeline_env, records, directory, len(records))
-    kinds = {key[0] for key in published}
-    # The comparison covered the whole catalogue, not just activity counts.
+    kinds = {key[0] for key, record in published.items()
+             if record["value"] or record["numerator"] or record["denominator"]}
+    # The comparison covered every family with values, not just activity counts (zeros
+    # match anything). This traffic's invoices are not paid or overdue yet: days_to_pay
+    # and overdue_receivables are compared on longer traffic in tests/unit/pipeline.
     for kpi in ("win_rate", "stage_conversion", "sales_cycle_days", "revenue", "gross_margin",
-                "days_to_pay", "cac", "clv", "pipeline_value", "overdue_receivables", "revenue_growth"):
+                "cac", "clv", "pipeline_value", "revenue_growth"):
         assert kpi in kinds, kpi
 
 

@@ -192,3 +192,19 @@ def test_results_as_of_for_some_kpis_are_those_of_the_whole_computation() -> Non
         for kpi in CATALOGUE:
             _, some = v.results_as_of("rep:a", window, date(2026, 3, 2), frozenset({kpi}))
             assert [r for r in some if r.kpi == kpi] == [r for r in everything if r.kpi == kpi], (window, kpi)
+
+
+def test_lifetime_kpis_of_a_quiet_scope_follow_the_newest_day() -> None:
+    # clv over `all` lasts from the scope's first invoice to the newest event time: a scope
+    # with nothing new must still see its length grow as other scopes' events move time on.
+    v = view()
+    v.rollup.update(0, "rep:a", "2026-03-02",
+                    CellUpdate({"invoiced": D(1000), "orders": D(1)}, {"customers_invoiced": ["c1"]}))
+    v.rollup.see_time(utc("2026-03-02T15:00:00"))
+    first = {r.key: r for r in v.refresh(STAMP)}
+    assert first["clv|rep:a|all|"].value == 1000 * 1095 / 1  # one day so far
+    v.rollup.update(0, "rep:b", "2026-03-11", CellUpdate({"calls": D(1)}, {}))
+    v.rollup.see_time(utc("2026-03-11T09:00:00"))
+    later = {r.key: r for r in v.refresh(STAMP)}
+    assert later["clv|rep:a|all|"].value == 1000 * 1095 / 10  # 2 to 11 March: ten days
+    assert "calls|rep:a|all|" not in later  # what did not move stays quiet

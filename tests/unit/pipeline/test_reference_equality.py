@@ -73,6 +73,20 @@ def test_simulated_traffic_matches_the_reference(seed: int) -> None:
     assert len(outcome.dlq) == malformed, outcome.dead_letters()
 
 
+def test_three_weeks_of_simulated_traffic_match_the_reference_for_billing_kpis_too() -> None:
+    # Long enough for wins to be invoiced and invoices paid: revenue, margin, payment and
+    # lifetime KPIs hold values here. (A quiet scope's `all` clv once stayed at the length
+    # it had when its last cell came; this traffic's `unassigned` scopes showed it.)
+    inputs, directory, _ = simulated(3, 40_000)
+    outcome = run_pipeline(inputs, directory, wall_now=END + DAY)
+    assert_matches(outcome, reference_of(inputs, directory))
+    published = {key.split("|", 1)[0] for key, record in outcome.latest.items()
+                 if record["value"] or record["numerator"] or record["denominator"]}
+    for kpi in ("revenue", "gross_margin", "average_basket", "purchase_frequency", "days_to_pay", "cac",
+                "clv", "ltv_to_cac", "revenue_growth", "sales_cycle_days", "pipeline_velocity"):
+        assert kpi in published, kpi
+
+
 def test_simulated_traffic_in_paris_matches_the_reference() -> None:
     # Local days, weeks and months in a zone with an offset, across the end-of-October DST change.
     settings = Settings(tz="Europe/Paris")

@@ -9,7 +9,8 @@ offsets, flow control while rebalancing, and periodic commits.
 
 Offsets: a batch is marked done only after its handler returned, that is after every
 output it produced was acknowledged by the broker (the steps flush before they return).
-Faust's commit loop then commits the offset after the last record of each done batch.
+Faust's commit loop then commits the offset after the last record of each done batch,
+and a partition leaving in a rebalance has its done offset committed before it goes.
 Topics without a batch handler keep Faust's own per-message path.
 """
 
@@ -207,9 +208,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
         return super()._new_offset(tp)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        # Faust commits what is pending while it revokes (after the streams are empty): the
+        # done batches of the partitions leaving must still be there then, or their next
+        # owner reads them again from the last timed commit (events counted in twice, a bad
+        # record dead-lettered twice). Forgotten afterwards: a late commit from here would
+        # move the next owner's offset back.
+        await super().on_partitions_revoked(revoked)
         for tp in revoked:
             self._done.pop(tp, None)
-        await super().on_partitions_revoked(revoked)
 
 
 class BatchTransport(faust_aiokafka.Transport):

@@ -106,6 +106,34 @@ async def test_revoked_partitions_forget_their_done_offsets(consumer) -> None:
     assert set(consumer._filter_tps_with_pending_acks()) == {TP("in", 0)}
 
 
+class Thread:
+    """The consumer thread as Faust's commits reach it: what is committed is recorded."""
+
+    def __init__(self) -> None:
+        self.commits: list[dict] = []
+
+    async def commit(self, offsets):
+        self.commits.append(offsets)
+
+
+async def test_a_revoked_partition_has_its_done_offset_committed_before_it_leaves(consumer, monkeypatch) -> None:
+    # Its next owner starts after what this worker finished instead of reading it again.
+    app, consumer = consumer
+    thread = Thread()
+    monkeypatch.setattr(consumer, "_thread", thread)
+
+    async def collect(records):
+        pass
+
+    app.batch_routes.add(["in"], collect)
+    await consumer._deliver(fetch(Record("in", 1, 9), Record("in", 0, 4)), None)
+    await consumer.settle()
+    await consumer.on_partitions_revoked({TP("in", 1)})
+    committed = {(tp.topic, tp.partition): offset for offsets in thread.commits for tp, offset in offsets.items()}
+    assert committed[("in", 1)] == 10  # the offset after its last done record
+    assert TP("in", 1) not in set(consumer._filter_tps_with_pending_acks())  # and never again from here
+
+
 async def test_partitions_not_active_are_left_out(consumer) -> None:
     app, consumer = consumer
     got: list[tuple[int, int]] = []

@@ -365,6 +365,8 @@ def bench(
     seed: int = typer.Option(7, "--seed"),
     only: Optional[str] = typer.Option(None, "--only", help="measurements to run, e.g. a,b (all: a,b,c,d,e,f)"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="where to write the JSON (default: DATA_DIR/bench.json)"),
+    latency_rate: Optional[float] = typer.Option(
+        None, "--latency-rate", min=1, help="events/s offered in (c) (default: half of (b)'s rate)"),
 ) -> None:
     """The benchmark: baseline consumer, full pipeline, latency, memory, scale (issue 11)."""
     from agents.bench.runner import BenchOptions, parse_only, run_bench
@@ -375,7 +377,8 @@ def bench(
     except ValueError as exc:
         fail(str(exc))
     quiet_kafka_client()
-    options = BenchOptions(events=events, reps=reps, seed=seed, only=stages, json_path=json_path)
+    options = BenchOptions(events=events, reps=reps, seed=seed, only=stages, json_path=json_path,
+                           latency_rate=latency_rate)
     raise typer.Exit(run_bench(options, console))
 
 

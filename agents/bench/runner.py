@@ -37,6 +37,8 @@ class BenchOptions:
     json_path: Path | None = None
     memory_opportunities: int = 1_000_000
     latency_markers: int = 200
+    # (c)'s offered load; None: half of (b)'s rate. Fixed, two runs of (c) compare at one load.
+    latency_rate: float | None = None
 
 
 def parse_only(text: str | None) -> tuple[str, ...]:
@@ -151,7 +153,7 @@ class Bench:
         )
         try:
             caught, _ = await self.pipeline(loaded, "c", keep=True, group=group)
-            target = (rate or caught["rate"]) / 2
+            target = self.options.latency_rate or (rate or caught["rate"]) / 2
             backlog = loaded.backlog
             per_day = backlog.count / max(1.0, (backlog.last_ts - backlog.first_ts) / DAY)
             # Fewer events per simulated day than the backlog, so days (and alerts) come often.

@@ -52,6 +52,10 @@ DIMS_KPIS = frozenset({"stage_conversion", "stage_duration_days"})
 LIFETIME_KPIS = frozenset({"clv", "ltv_to_cac"})
 GROWTH_KPIS = frozenset({"revenue_growth", "price_effect", "volume_effect"})
 SNAPSHOT_KPIS = frozenset({"overdue_receivables", "open_opportunities", "pipeline_value", "pipeline_velocity"})
+# What can move in an `all` series when only the newest day did (its totals did not).
+DAY_MOVED_KPIS = LIFETIME_KPIS | SNAPSHOT_KPIS
+# What `windowed` computes from the window's own totals, its stage KPIs included.
+WINDOWED_KPIS = frozenset(CATALOGUE) - LIFETIME_KPIS - GROWTH_KPIS - SNAPSHOT_KPIS - {"objective_attainment"}
 
 
 # KPI → (unit, judged however little of a rolling window the data covers): ratios and means.
@@ -83,6 +87,7 @@ class KpiView:
         # publishes every record, empty ones included (see `changed_records`).
         self._republish_wanted = False
         self._republishing = False
+        self._day_only: set[Series] = set()  # `all` series only the newest day moved
 
     def refresh(self, updated_at: float) -> list[KpiValue]:
         """Records of every KPI that changed since the last refresh (all of them at once)."""
@@ -101,6 +106,7 @@ class KpiView:
         """The series to recompute, in order; callers may spread the work over several steps."""
         self._republishing, self._republish_wanted = self._republish_wanted, False
         changed = self.rollup.take_changed()
+        self._day_only = set() if self._republishing else self.rollup.day_only
         for scope, window, start in list(changed):
             if window in CALENDAR_WINDOWS and start:
                 day = date.fromisoformat(start)
@@ -144,7 +150,9 @@ class KpiView:
         key_start = window_start if window in CALENDAR_WINDOWS and window_start else ""
         key_middle = f"|{scope}|{window}|{key_start}"
         out = []
-        for result in self.results(series):
+        # Only the day moved: the lifetime and snapshot KPIs are all that can have changed.
+        kpis = DAY_MOVED_KPIS if series in self._day_only else None
+        for result in self.results(series, kpis):
             numbers = (result.numerator, result.denominator, result.value, bounds)
             kpi, dims = result.kpi, result.dims
             slot = (kpi, dims)
@@ -177,7 +185,8 @@ class KpiView:
         rollup, config = self.rollup, self.config
         if totals is None:
             totals = rollup.totals(scope, window, start)
-        yield from windowed(totals, config.stages, with_dims=kpis is None or not kpis.isdisjoint(DIMS_KPIS))
+        if kpis is None or not kpis.isdisjoint(WINDOWED_KPIS):
+            yield from windowed(totals, config.stages, with_dims=kpis is None or not kpis.isdisjoint(DIMS_KPIS))
         if window in CLV_WINDOWS and (kpis is None or not kpis.isdisjoint(LIFETIME_KPIS)):
             # Shorter windows would extrapolate one purchase into a lifetime of daily ones.
             first = rollup.first_invoice_day(scope) if window == "all" else None
@@ -188,11 +197,15 @@ class KpiView:
         if window == "all" and (kpis is None or not kpis.isdisjoint(SNAPSHOT_KPIS)):
             yield from snapshots(totals, rollup.totals(scope, "90d", ""), config.stages)
 
-    def results(self, series: Series) -> Iterable[KpiResult]:
-        """Every KPI of the series, objective_attainment last (it reads the others)."""
-        results = list(self._results(series))
+    def results(self, series: Series, kpis: frozenset[str] | None = None) -> Iterable[KpiResult]:
+        """Every KPI of the series (with `kpis`, the groups holding them), objective_attainment
+        last (it reads the others: with `kpis`, only the objectives of those)."""
+        results = list(self._results(series, kpis=kpis))
         yield from results
-        yield from attainment(results, self.thresholds.objectives(series[0], series[1]))
+        objectives = self.thresholds.objectives(series[0], series[1])
+        if kpis is not None:
+            objectives = [(kpi, goal) for kpi, goal in objectives if kpi in kpis]
+        yield from attainment(results, objectives)
 
     def results_as_of(self, scope: str, window: str, day: date,
                       kpis: frozenset[str] | None = None) -> tuple[str, list[KpiResult]]:
@@ -202,6 +215,8 @@ class KpiView:
         computed: judging every scope for every day of a replayed history adds up.
         """
         totals, start = totals_as_of(self.rollup, scope, window, day)
+        if kpis is not None and "objective_attainment" in kpis:
+            kpis = None  # an objective may be set on any KPI: attainment needs them all
         results = list(self._results((scope, window, start), totals, day, kpis))
         if kpis is not None and "objective_attainment" not in kpis:
             return start, results

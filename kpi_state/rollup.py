@@ -66,6 +66,7 @@ class Rollup:
         self.scopes: set[str] = set()
         # Local days holding an invoice, per scope: `all` lasts from the first of them.
         self.invoice_days: dict[str, set[str]] = {}
+        self.day_only: set[Series] = set()  # see take_changed
 
     # --- writes -------------------------------------------------------------------------
     def update(self, partition: int, scope: str, day: str, update: CellUpdate) -> None:
@@ -118,12 +119,19 @@ class Rollup:
                 self._mark_current(scope)
 
     def take_changed(self) -> set[Series]:
+        """The series to recompute; of them, `day_only` are the `all` series only the newest
+        day moved (their own totals are unchanged)."""
+        day_only = set()
         for scope in self._rolling_dirty:
             for window in ROLLING_DAYS:
                 self.changed.add((scope, window, ""))
             # `all` reads the newest day too: clv's length runs to it, and pipeline_velocity
             # reads the 90d rates. A scope with no new cell would keep them stale otherwise.
-            self.changed.add((scope, "all", ""))
+            lifetime = (scope, "all", "")
+            if lifetime not in self.changed:
+                day_only.add(lifetime)
+                self.changed.add(lifetime)
+        self.day_only = day_only
         self._rolling_dirty.clear()
         changed, self.changed = self.changed, set()
         return changed

@@ -208,3 +208,64 @@ def test_lifetime_kpis_of_a_quiet_scope_follow_the_newest_day() -> None:
     later = {r.key: r for r in v.refresh(STAMP)}
     assert later["clv|rep:a|all|"].value == 1000 * 1095 / 10  # 2 to 11 March: ten days
     assert "calls|rep:a|all|" not in later  # what did not move stays quiet
+
+
+OBJECTIVES = """\
+version: 1
+kpis:
+  clv:
+    windows: [all]
+    direction: higher
+    red: 1
+    objectives:
+      - scope: "rep:a"
+        window: all
+        value: 50000
+  calls:
+    windows: [all]
+    direction: higher
+    red: 1
+    objectives:
+      - scope: "rep:a"
+        window: all
+        value: 10
+"""
+
+
+def test_when_only_the_day_moved_the_lifetime_records_equal_a_full_recomputation() -> None:
+    # A quiet scope's `all` series is recomputed for its lifetime and snapshot KPIs only;
+    # everything it publishes, objective attainment included, is what a full pass gives.
+    from kpi_state.thresholds import load_thresholds
+
+    def fed() -> KpiView:
+        v = KpiView(Rollup("UTC"), ViewConfig(tz="UTC", stages=STAGES, currency="EUR",
+                                              thresholds=load_thresholds(OBJECTIVES)))
+        v.rollup.update(0, "rep:a", "2026-03-02", CellUpdate(
+            {"invoiced": D(1000), "orders": D(1), "calls": D(4), "won": D(1), "bookings": D(1000),
+             "cycle_days_sum": D(5)}, {"customers_invoiced": ["c1"]}))
+        v.rollup.update(0, "rep:a", "", CellUpdate({"open_opps|stage=demo": D(2), "open_value|stage=demo": D(800)}, {}))
+        v.rollup.see_time(utc("2026-03-02T15:00:00"))
+        return v
+
+    quiet = fed()
+    quiet.refresh(STAMP)
+    quiet.rollup.update(0, "rep:b", "2026-03-11", CellUpdate({"calls": D(1)}, {}))
+    quiet.rollup.see_time(utc("2026-03-11T09:00:00"))  # rep:a gets nothing: only the day moves
+    moved = {r.key: r for r in quiet.refresh(STAMP)}
+    assert quiet._day_only == {("rep:a", "all", "")}
+    assert moved["clv|rep:a|all|"].value == 1000 * 1095 / 10
+    assert moved["objective_attainment|rep:a|all||kpi=clv"].value == 1000 * 1095 / 10 / 50000
+    assert "objective_attainment|rep:a|all||kpi=calls" not in moved  # unchanged, not nulled
+    assert "calls|rep:a|all|" not in moved
+
+    full = fed()
+    full.refresh(STAMP)
+    full.rollup.update(0, "rep:b", "2026-03-11", CellUpdate({"calls": D(1)}, {}))
+    full.rollup.see_time(utc("2026-03-11T09:00:00"))
+    full.republish_all()  # every series, every KPI computed
+    full.refresh(STAMP)
+    lifetime = {k: (r.value, r.numerator, r.denominator, r.status)
+                for k, r in full.latest.items() if k.split("|")[1:3] == ["rep:a", "all"]}
+    assert {k: (r.value, r.numerator, r.denominator, r.status) for k, r in quiet.latest.items()
+            if k in lifetime} == lifetime
+    assert quiet.latest["objective_attainment|rep:a|all||kpi=calls"].value == 4 / 10

@@ -111,8 +111,16 @@ def test_every_board_query_answers_with_plausible_values(pipeline_env, start_wor
     worker = start_worker(env)
     target = worker.web.removeprefix("http://")
     with running_prometheus([target], tmp_path / "prometheus", RULES) as prometheus:
-        # Scraped while the traffic flows, so rates and flush times have something to show.
-        asyncio.run(produce(env, records))
+        # Scraped while the traffic flows, so rates and flush times have something to show:
+        # the last records leave only once Prometheus has scraped the rest, so at least one
+        # flush falls between two scrapes however fast the worker went through the others.
+        early, late = records[:-200], records[-200:]
+        asyncio.run(produce(env, early))
+        status = wait_until_drained(worker, len(early), timeout=120)
+        wait_for(lambda: (found := prometheus.query("sum(kpi_pipeline_events_in_total)"))
+                 and float(found[0]["value"][1]) == status["events_in"],
+                 timeout=30, what="Prometheus to scrape the first part")
+        asyncio.run(produce(env, late))
         status = wait_until_drained(worker, len(records), timeout=120)
         records_by_key = kpi_records(worker)
 

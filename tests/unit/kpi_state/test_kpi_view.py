@@ -210,26 +210,13 @@ def test_lifetime_kpis_of_a_quiet_scope_follow_the_newest_day() -> None:
     assert "calls|rep:a|all|" not in later  # what did not move stays quiet
 
 
-OBJECTIVES = """\
-version: 1
-kpis:
-  clv:
-    windows: [all]
-    direction: higher
-    red: 1
-    objectives:
-      - scope: "rep:a"
-        window: all
-        value: 50000
-  calls:
-    windows: [all]
-    direction: higher
-    red: 1
-    objectives:
-      - scope: "rep:a"
-        window: all
-        value: 10
-"""
+def objective_rule(kpi: str, goal: int) -> str:
+    """A thresholds-file rule on `all` with one objective for rep:a."""
+    return (f"  {kpi}:\n    windows: [all]\n    direction: higher\n    red: 1\n    objectives:\n"
+            f"      - scope: \"rep:a\"\n        window: all\n        value: {goal}\n")
+
+
+OBJECTIVES = "version: 1\nkpis:\n" + objective_rule("clv", 50000) + objective_rule("calls", 10)
 
 
 def test_when_only_the_day_moved_the_lifetime_records_equal_a_full_recomputation() -> None:

@@ -20,6 +20,7 @@ from agents.batches import StepTopics, dead_letter, edge_batch, entity_batch, re
 from agents.delivery import PipelineApp
 from agents.health import attach_health
 from agents.lag import measure_lag
+from agents.flush_trigger import FlushTrigger
 from agents.pacing import FlushPacing
 from agents.publish import Publisher
 from agents.recovery import Recovery
@@ -49,6 +50,7 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         topic_replication_factor=settings.topic_replication_factor,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         consumer_auto_offset_reset=settings.auto_offset_reset,
         table_standby_replicas=0,
         producer_acks=-1,
@@ -76,6 +78,7 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         partitions=settings.topic_partitions,
     )
     gate, out = runtime.gate, runtime.out
+    out.track((entity_events_name, cells_name))
     alerting = install_alerting(app, runtime, topics)
     recovery = Recovery(settings, runtime, topics, alerting)
     app.on_partitions_assigned.connect(lambda sender, assigned=None, **_: recovery.on_assigned(assigned))
@@ -84,11 +87,17 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
     # Ten batches waiting is a backlog; less is live traffic that a slow flush let pile up.
     pacing = FlushPacing(catch_up_s=settings.catch_up_flush_s, backlog_limit=10 * settings.batch_max,
                          idle_s=settings.flush_interval_s)
+    trigger = FlushTrigger(
+        pacing, lambda: app.consumer, routed=routed, produced=out.produced_end,
+        upstream=(*sorted(routed - {cells_name}),), flush=lambda: flush_outputs(),
+        ready=lambda: runtime.ready,
+    )
+    batch_done = trigger.batch_done
 
     async def edge(records: list[Any]) -> None:
         async with gate.turn("edge"):
             await edge_batch(runtime.edge, gate.owned_records(records), out, topics, time.time())
-        pacing.batch_done()
+        batch_done()
 
     async def reps_gate(records: list[Any]) -> None:
         # sales.reps is read whole by every worker (streams/reps.py); this only dead-letters.
@@ -100,13 +109,13 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         async with gate.turn("entities"):
             await entity_batch(runtime.entities, gate.owned_records(records), out, topics)
             await alerting.heartbeats()  # after the cells: the rollup's watermark (alerts)
-        pacing.batch_done()
+        batch_done()
 
     async def rollup(records: list[Any]) -> None:
         async with gate.turn("rollup"):
             await rollup_batch(runtime.rollup, gate.owned_records(records), out, topics)
             await alerting.after_batch()  # the batch's alert transitions, once its state is stored
-        pacing.batch_done()
+        batch_done()
 
     # In this order within a fetch: what the edge forwards is fetched by a later one.
     app.route_batches(raw_topic(settings.topic_crm, settings.topic_billing, settings.topic_backfill), edge)
@@ -127,17 +136,20 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
             await out.flush()
             await out.stop()
 
-    @app.timer(settings.flush_interval_s, on_leader=False)
-    async def flush() -> None:
-        if not runtime.ready or not pacing.due(app.consumer.backlog(routed), app.consumer.busy()):
-            return
-        pacing.start()
+    async def flush_outputs() -> None:
         if runtime.directory_changed:
             runtime.directory_changed = False
             async with gate.turn("entities"):
                 await rebuild_cells(runtime.entities, out, topics)
         await publisher.flush()
-        pacing.done()
+
+    @app.timer(settings.flush_interval_s, on_leader=False)
+    async def flush() -> None:
+        await trigger.tick()
+
+    @app.task
+    async def flush_when_drained() -> None:
+        await trigger.watch(lambda: app.should_stop)
 
     watched = {settings.topic_crm, settings.topic_billing, settings.topic_backfill, settings.topic_reps,
                entity_events_name, cells_name}

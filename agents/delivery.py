@@ -17,7 +17,7 @@ Topics without a batch handler keep Faust's own per-message path.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import faust
@@ -63,6 +63,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._lanes: dict[int, tuple[asyncio.Queue, asyncio.Future]] = {}
         self._handling = 0  # batches inside a handler right now
         self._lane_error: BaseException | None = None
+
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     @property
     def routes(self) -> BatchRoutes:
@@ -125,13 +128,21 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 last = {(r.topic, r.partition): r.offset for r in chunk}
                 await self._lane(index).put((generation, chunk, {TP(*tp): o for tp, o in last.items()}))
 
-    def backlog(self, topics: set[str]) -> int:
-        """Records of `topics` on owned partitions that no step has handled yet."""
+    def backlog(self, topics: set[str], produced: Mapping[tuple[str, int], int] | None = None) -> int:
+        """Records of `topics` on owned partitions that no step has handled yet.
+
+        A partition's end is the broker's highwater as of the last fetch, or `produced`
+        (what this worker's own writes were acknowledged up to) when that is further.
+        """
         waiting = 0
         for tp in self.assignment():
             if tp.topic not in topics:
                 continue
             highwater = self.highwater(tp)
+            if produced:
+                written = produced.get((tp.topic, tp.partition))
+                if written is not None and (highwater is None or written > highwater):
+                    highwater = written
             if highwater is None:
                 continue
             handled = self._done.get(tp)
@@ -139,6 +150,19 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 handled = self._read_offset.get(tp) or 0
             waiting += max(0, highwater - handled)
         return waiting
+
+    def owns_every_partition(self, topics: Iterable[str]) -> bool:
+        """This worker is assigned every partition of `topics` (it is the group's only member)."""
+        assignment = self.assignment()
+        for topic in topics:
+            count = self.topic_partitions(topic)
+            if not count or sum(1 for tp in assignment if tp.topic == topic) < count:
+                return False
+        return True
+
+    def knows_every_end(self, topics: set[str]) -> bool:
+        """A fetch has told the end of every owned partition of `topics`."""
+        return all(self.highwater(tp) is not None for tp in self.assignment() if tp.topic in topics)
 
     def busy(self) -> bool:
         """A step is handling a batch, or one waits for its lane."""
@@ -218,6 +242,16 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._done.pop(tp, None)
 
 
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, with the fetch wait of the app's `fetch_max_wait_ms`."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Read by aiokafka when the consumer starts and builds its fetcher (Faust fixes 1,500).
+        consumer._fetch_max_wait_ms = cast(PipelineApp, self.app).fetch_max_wait_ms
+        return consumer
+
+
 class BatchTransport(faust_aiokafka.Transport):
     Consumer = BatchConsumer
 
@@ -242,8 +276,9 @@ class NoTablesManager(TableManager):
 class PipelineApp(faust.App):
     """A Faust app whose consumer delivers routed topics in batches (see `BatchRoutes`)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fetch_max_wait_ms: int = 1500, **kwargs: Any) -> None:
         self.batch_routes = BatchRoutes()
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         kwargs.setdefault("TableManager", NoTablesManager)
         super().__init__(*args, **kwargs)
 

@@ -23,7 +23,9 @@ class FlushPacing:
     caches flush at the commit interval for the same reason). The end of a backlog needs no
     wait: steps idle (none busy, no batch done for `idle_s`, no record waiting) publish at
     once. Steps waiting a second for a fetch in the middle of a backlog are not idle: a
-    flush then would publish everything twice.
+    flush then would publish everything twice. When the backlog is known exactly (`exact`:
+    this worker wrote everything its internal topics hold, so their ends are known without
+    waiting for a fetch), a drained backlog is published at once, without the idle second.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, *, catch_up_s: float = 0.0,
@@ -41,12 +43,14 @@ class FlushPacing:
         # bundles of many events: once seen, catching up lasts until the next flush.
         self._catching_up = False
 
-    def due(self, backlog: int = 0, busy: bool = False) -> bool:
+    def due(self, backlog: int = 0, busy: bool = False, exact: bool = False) -> bool:
         # Spacing only makes room for batches: when none ran since the last flush ended
         # (a timer tick ago at least), the steps are idle and what is left goes out now.
         if self._batches == 0:
             return True
         now = self.clock()
+        if exact and not busy and backlog == 0:
+            return True
         # Any record waiting means work is left: the internal topics carry bundles of many
         # events, so a few records there can still be a long way from the end.
         if not busy and backlog == 0 and now - self._last_batch >= self.idle_s:
@@ -56,6 +60,11 @@ class FlushPacing:
         if self._catching_up and self._ended is not None and now < self._ended + self.catch_up_s:
             return False
         return now >= self._next
+
+    @property
+    def catching_up(self) -> bool:
+        """A backlog was seen since the last flush: its end is worth watching for."""
+        return self._catching_up
 
     def batch_done(self) -> None:
         self._batches += 1

@@ -32,6 +32,14 @@ class KafkaOut:
         self._producer: AIOKafkaProducer | None = None
         self._started = False
         self._lock: asyncio.Lock | None = None
+        # (topic, partition) → the offset after the newest record the broker acknowledged,
+        # for the topics named in `track()`: the worker's own internal topics, whose ends it
+        # then knows before a fetch tells it.
+        self.produced_end: dict[tuple[str, int], int] = {}
+        self._tracked: frozenset[str] = frozenset()
+
+    def track(self, topics: Iterable[str]) -> None:
+        self._tracked = frozenset(topics)
 
     async def start(self) -> None:
         # Built here, not in __init__: aiokafka binds to the running event loop.
@@ -63,10 +71,21 @@ class KafkaOut:
             await self.start()
         assert self._producer is not None
         producer = self._producer
-        return await self._enqueue(topic, lambda: producer.send(
+        delivery = await self._enqueue(topic, lambda: producer.send(
             topic, value=value, key=key, partition=partition,
             headers=list(headers) if headers else None,
         ))
+        if topic in self._tracked:
+            delivery.add_done_callback(self._note_end)
+        return delivery
+
+    def _note_end(self, delivery: asyncio.Future) -> None:
+        if delivery.cancelled() or delivery.exception() is not None:
+            return
+        sent = delivery.result()
+        where = (sent.topic, sent.partition)
+        if sent.offset + 1 > self.produced_end.get(where, 0):
+            self.produced_end[where] = sent.offset + 1
 
     async def _enqueue(self, topic: str, enqueue: Any) -> Any:
         """`enqueue()` again while the producer's queue stays full.

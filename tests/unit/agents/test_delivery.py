@@ -170,3 +170,40 @@ async def test_a_step_waiting_for_the_broker_does_not_hold_up_the_others(consume
     acked.set()
     await consumer.settle()
     assert done == ["entities", "edge"] and consumer._new_offset(TP("in", 0)) == 2
+
+
+def test_the_backlog_counts_records_this_worker_wrote_before_a_fetch_shows_them(consumer) -> None:
+    _, consumer = consumer
+    consumer._done = {TP("in", 0): 100, TP("in", 1): 100, TP("mid", 0): 100}
+    assert consumer.backlog({"in", "mid"}) == 0  # every highwater (100) handled
+    # The edge wrote mid[0] up to offset 129, acknowledged; no fetch has said so yet.
+    assert consumer.backlog({"in", "mid"}, {("mid", 0): 130}) == 30
+    assert consumer.backlog({"in"}, {("mid", 0): 130}) == 0
+    # A fetch that saw further than the worker's own writes (another writer) wins.
+    assert consumer.backlog({"mid"}, {("mid", 0): 90}) == 0
+
+
+def test_owning_every_partition_needs_all_of_each_topic(consumer, monkeypatch) -> None:
+    _, consumer = consumer
+    counts = {"in": 2, "mid": 1, "out": 3}
+    monkeypatch.setattr(consumer, "topic_partitions", lambda topic: counts.get(topic))
+    assert consumer.owns_every_partition(["in", "mid"])
+    assert not consumer.owns_every_partition(["in", "out"])  # out is another worker's
+    counts["in"] = 3  # a partition added to the input: one of them is not here
+    assert not consumer.owns_every_partition(["in"])
+    assert not consumer.owns_every_partition(["unknown"])  # no metadata yet: not known
+
+
+def test_every_end_is_known_once_each_owned_partition_was_fetched(consumer, monkeypatch) -> None:
+    _, consumer = consumer
+    ends = {TP("in", 0): 10, TP("in", 1): 4, TP("mid", 0): None}
+    monkeypatch.setattr(consumer, "highwater", ends.get)
+    assert consumer.knows_every_end({"in"})
+    assert not consumer.knows_every_end({"in", "mid"})
+
+
+async def test_the_worker_consumer_waits_at_the_broker_as_long_as_the_app_says() -> None:
+    app = PipelineApp("delivery-test", broker="kafka://127.0.0.1:1", web_enabled=False, fetch_max_wait_ms=20)
+    thread = app.consumer._new_consumer_thread()
+    made = thread._create_worker_consumer(app.transport)
+    assert made._fetch_max_wait_ms == 20  # Faust's own choice would be 1,500

@@ -106,3 +106,20 @@ def test_a_step_busy_with_one_long_batch_is_not_idle() -> None:
     clock.now += 2.0  # the rollup judging a long history's alerts: no batch done meanwhile
     assert not pacing.due(backlog=0, busy=True)
     assert pacing.due(backlog=0, busy=False)
+
+
+def test_a_drained_backlog_known_exactly_is_published_without_the_idle_wait() -> None:
+    clock = Clock()
+    pacing = FlushPacing(clock, catch_up_s=30.0, backlog_limit=5000, idle_s=1.0)
+    flush(pacing, clock, 0.5)
+    work(pacing, clock, 3.0)
+    assert not pacing.due(backlog=150_000, exact=True)
+    assert pacing.catching_up
+    # The last batch just ended: a second of quiet would be needed if the ends were guessed...
+    assert not pacing.due(backlog=0, busy=False)
+    # ...but not when the worker wrote everything its internal topics hold.
+    assert pacing.due(backlog=0, busy=False, exact=True)
+    assert not pacing.due(backlog=0, busy=True, exact=True)  # a step still has a batch
+    assert not pacing.due(backlog=1, exact=True)  # one bundle left can be thousands of events
+    flush(pacing, clock, 0.5)
+    assert not pacing.catching_up

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
+
+from aiokafka.structs import RecordMetadata
 
 from aiokafka.errors import KafkaTimeoutError
 
@@ -37,9 +40,16 @@ class FullThenFree:
         self.sent.append((topic, partition, list(batch)))
 
 
-def out_with(producer: FullThenFree, monkeypatch) -> KafkaOut:
+def started_out(producer: object) -> KafkaOut:
+    """A KafkaOut already started on `producer` (no broker)."""
     out = KafkaOut.__new__(KafkaOut)
-    out._producer, out._started, out._lock = producer, True, None
+    out._producer, out._started, out._lock = producer, True, None  # type: ignore[assignment]
+    out.produced_end, out._tracked = {}, frozenset()
+    return out
+
+
+def out_with(producer: FullThenFree, monkeypatch) -> KafkaOut:
+    out = started_out(producer)
 
     async def no_wait(_: float) -> None:
         return None
@@ -57,3 +67,43 @@ async def test_a_full_queue_is_retried_and_every_record_sent_once(monkeypatch) -
     assert sorted(sent) == sorted(records)
     for _, partition, items in producer.sent:
         assert all(zlib.crc32(key) % 3 == partition for key, _ in items)
+
+
+class Acknowledging:
+    """An aiokafka producer whose `send` hands back a delivery future, resolved later."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[asyncio.Future, str, int]] = []
+        self.next_offset: dict[tuple[str, int], int] = {}
+
+    async def send(self, topic, *, value, key, partition, headers):  # noqa: ARG002 - aiokafka's
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((future, topic, partition))
+        return future
+
+    def acknowledge(self, fail: bool = False) -> None:
+        for future, topic, partition in self.pending:
+            if fail:
+                future.set_exception(KafkaTimeoutError())
+                continue
+            offset = self.next_offset.get((topic, partition), 0)
+            self.next_offset[(topic, partition)] = offset + 1
+            future.set_result(RecordMetadata(topic, partition, None, offset, -1, -1, None))
+        self.pending.clear()
+
+
+async def test_the_end_of_a_tracked_topic_is_known_once_the_broker_acknowledged_it() -> None:
+    producer = Acknowledging()
+    out = started_out(producer)
+    out.track(["entity-events"])
+    for _ in range(3):
+        await out.send("entity-events", None, b"bundle", partition=2)
+    await out.send("events.dlq", None, b"bad")
+    assert out.produced_end == {}  # sent is not written: nothing acknowledged yet
+    producer.acknowledge()
+    await asyncio.sleep(0)  # done callbacks run on the next loop iteration
+    assert out.produced_end == {("entity-events", 2): 3}  # the DLQ is not tracked
+    await out.send("entity-events", None, b"bundle", partition=2)
+    producer.acknowledge(fail=True)
+    await asyncio.sleep(0)
+    assert out.produced_end == {("entity-events", 2): 3}  # a failed write moves nothing

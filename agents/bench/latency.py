@@ -70,7 +70,9 @@ async def _tail(settings: Settings, topic: str, keep: Callable[[bytes, bytes], N
     parts = await partitions_of(settings, [topic])
     if not parts:
         raise RuntimeError(f"the broker does not know {topic}")
-    consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), enable_auto_commit=False)
+    # A short fetch wait: the embedded broker answers a waiting fetch only when its wait is
+    # over, and the observer's own wait (aiokafka's 500 ms) would count as the pipeline's.
+    consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), enable_auto_commit=False, fetch_max_wait_ms=10)
     await consumer.start()
     try:
         consumer.assign(parts)

@@ -77,13 +77,15 @@ class Rollup:
         if old == update:
             return
         merged = self.merged.setdefault(key, Totals())
-        if old is not None:
-            self._spread(scope, day, old, -1)
-            merged.add(old.values, old.members, -1)
+        # Only the difference goes into the merged cell and the periods holding it: a cell
+        # update usually moves a count or two of the dozen components it holds.
+        values, added, removed = _difference(old, update)
+        for totals in (merged, *self._targets(scope, day)):
+            totals.add(values, added, +1)
+            if removed:
+                totals.add({}, removed, -1)
         if update.values or update.members:
             by_partition[partition] = update
-            self._spread(scope, day, update, +1)
-            merged.add(update.values, update.members, +1)
         else:
             by_partition.pop(partition, None)
         if day:
@@ -103,7 +105,7 @@ class Rollup:
     def remember(self, scope: str, day: str) -> None:
         """A (scope, day) that held something once and is empty now: republish its periods."""
         self.scopes.add(scope)
-        self._spread(scope, day, CellUpdate({}, {}), +1)
+        self._targets(scope, day)
 
     def see_time(self, ts: float) -> None:
         """Advance the newest event time (rolling windows end there)."""
@@ -171,18 +173,21 @@ class Rollup:
         return ""
 
     # --- internals ----------------------------------------------------------------------
-    def _spread(self, scope: str, day: str, update: CellUpdate, sign: int) -> None:
-        """Add a day cell to every period holding it; snapshots (day "") only to `all`."""
-        targets: list[Series] = [(scope, "all", "")]
+    def _targets(self, scope: str, day: str) -> list[Totals]:
+        """The totals of every period holding (scope, day), each marked changed."""
+        series: list[Series] = [(scope, "all", "")]
         if day:
             local = date.fromisoformat(day)
-            targets += [(scope, w, period_start_date(local, w).isoformat()) for w in CALENDAR_WINDOWS]
-        for series in targets:
-            totals = self.periods.get(series)
+            series += [(scope, w, period_start_date(local, w).isoformat()) for w in CALENDAR_WINDOWS]
+        out = []
+        periods = self.periods
+        for one in series:
+            totals = periods.get(one)
             if totals is None:
-                totals = self.periods[series] = Totals()
-            totals.add(update.values, update.members, sign)
-            self.changed.add(series)
+                totals = periods[one] = Totals()
+            out.append(totals)
+            self.changed.add(one)
+        return out
 
     def _rolling(self, scope: str, days: int) -> Totals:
         totals = Totals()
@@ -194,3 +199,27 @@ class Rollup:
             if merged is not None:
                 totals.add(merged.values, merged.members, +1)
         return totals
+
+
+def _difference(old: CellUpdate | None, new: CellUpdate) -> tuple[dict[str, Decimal], dict[str, list[str]], dict[str, list[str]]]:
+    """(value changes, members added, members removed) from `old` to `new`."""
+    if old is None:
+        return new.values, new.members, {}
+    before = old.values
+    values = {key: amount - before.get(key, 0) for key, amount in new.values.items()
+              if amount != before.get(key, 0)}
+    for key, amount in before.items():
+        if key not in new.values:
+            values[key] = -amount
+    added: dict[str, list[str]] = {}
+    removed: dict[str, list[str]] = {}
+    for key in new.members.keys() | old.members.keys():
+        now, then = new.members.get(key, ()), old.members.get(key, ())
+        if now == then:
+            continue
+        gained, lost = set(now).difference(then), set(then).difference(now)
+        if gained:
+            added[key] = sorted(gained)
+        if lost:
+            removed[key] = sorted(lost)
+    return values, added, removed

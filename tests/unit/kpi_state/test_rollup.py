@@ -6,6 +6,8 @@ from datetime import datetime
 from decimal import Decimal as D
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kpi_state.day_cells import CellUpdate
 from kpi_state.rollup import Rollup, Totals
@@ -161,3 +163,47 @@ def test_totals_add_and_subtract_to_nothing() -> None:
     t.add({"calls": D(3)}, {"customers_invoiced": ["c1"]}, +1)
     t.add({"calls": D(3)}, {"customers_invoiced": ["c1"]}, -1)
     assert t.empty and t.value("calls") == 0 and t.distinct("customers_invoiced") == 0
+
+
+_updates = st.lists(
+    st.tuples(
+        st.integers(0, 2),  # partition
+        st.sampled_from(["2026-03-01", "2026-03-02", ""]),  # two days and the snapshot cell
+        st.dictionaries(st.sampled_from(["calls", "orders", "invoiced"]),
+                        st.decimals(-50, 50, places=2, allow_nan=False, allow_infinity=False).filter(bool),
+                        max_size=3),
+        st.dictionaries(st.sampled_from(["customers_invoiced", "reps_active"]),
+                        st.lists(st.sampled_from(["c1", "c2", "c3"]), unique=True, min_size=1).map(sorted),
+                        max_size=2),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_updates)
+def test_every_sequence_of_partial_cells_adds_up_to_the_last_ones(updates) -> None:
+    rollup = Rollup("UTC")
+    last: dict[tuple[int, str], CellUpdate] = {}
+    for partition, day, values, members in updates:
+        update = CellUpdate(values, members)
+        rollup.update(partition, "rep:a", day, update)
+        last[(partition, day)] = update
+    # From scratch: what the last word of each partition adds up to, per period.
+    for window, start, days in (("day", "2026-03-02", {"2026-03-02"}), ("week", "2026-03-02", {"2026-03-02"}),
+                                ("week", "2026-02-23", {"2026-03-01"}),
+                                ("all", "", {"2026-03-01", "2026-03-02", ""})):
+        expected = Totals()
+        for (_, day), update in last.items():
+            if day in days:
+                expected.add(update.values, update.members, +1)
+        got = rollup.totals("rep:a", window, start)
+        assert got.values == expected.values, (window, start)
+        assert got.members == expected.members, (window, start)
+    for day in ("2026-03-01", "2026-03-02", ""):
+        expected = Totals()
+        for (_, cell_day), update in last.items():
+            if cell_day == day:
+                expected.add(update.values, update.members, +1)
+        merged = rollup.merged.get(("rep:a", day), Totals())
+        assert (merged.values, merged.members) == (expected.values, expected.members)

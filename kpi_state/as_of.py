@@ -11,12 +11,7 @@ from kpi_state.rollup import ROLLING_DAYS, Rollup, Totals
 def totals_as_of(rollup: Rollup, scope: str, window: str, day: date) -> tuple[Totals, str]:
     """(totals, period start) of `window` for the period holding `day`, counting days up to `day` only."""
     if window in ROLLING_DAYS:
-        totals = Totals()
-        for back in range(ROLLING_DAYS[window]):
-            cell = rollup.merged.get((scope, (day - timedelta(days=back)).isoformat()))
-            if cell is not None:
-                totals.add(cell.values, cell.members, +1)
-        return totals, ""
+        return rollup.rolling(scope, ROLLING_DAYS[window], day), ""  # read, never written
     if window in CALENDAR_WINDOWS:
         start = period_start_date(day, window)
         end = next_period_date(start, window)
@@ -28,11 +23,11 @@ def totals_as_of(rollup: Rollup, scope: str, window: str, day: date) -> tuple[To
         return base, start.isoformat() if start is not None else ""  # read, never written
     totals = Totals()
     if base is not None:
-        totals.add(base.values, base.members, +1)
+        totals.add_totals(base, +1)
     # Take out what later days added (usually a few: how far the fastest partition is ahead).
     for later in later_days:
         cell = rollup.merged[(scope, later)]
-        totals.add(cell.values, cell.members, -1)
+        totals.add_totals(cell, -1)
     return totals, start.isoformat() if start is not None else ""
 
 

@@ -67,6 +67,8 @@ class FlushTrigger:
             self.pacing.start()
             await self.flush()
             self.pacing.done()
+            # Batches done during the flush woke the watcher for a look the flush just took.
+            self._drained.clear()
         return True
 
     async def watch(self, stopping: Callable[[], bool]) -> None:

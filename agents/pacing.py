@@ -25,7 +25,8 @@ class FlushPacing:
     once. Steps waiting a second for a fetch in the middle of a backlog are not idle: a
     flush then would publish everything twice. When the backlog is known exactly (`exact`:
     this worker wrote everything its internal topics hold, so their ends are known without
-    waiting for a fetch), a drained backlog is published at once, without the idle second.
+    waiting for a fetch), a drained backlog is published at once, without the idle second;
+    live traffic keeps the spacing above.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, *, catch_up_s: float = 0.0,
@@ -49,8 +50,8 @@ class FlushPacing:
         if self._batches == 0:
             return True
         now = self.clock()
-        if exact and not busy and backlog == 0:
-            return True
+        if exact and self._catching_up and not busy and backlog == 0:
+            return True  # the end of a backlog, known without waiting (live traffic keeps its pacing)
         # Any record waiting means work is left: the internal topics carry bundles of many
         # events, so a few records there can still be a long way from the end.
         if not busy and backlog == 0 and now - self._last_batch >= self.idle_s:

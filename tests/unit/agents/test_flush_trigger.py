@@ -112,3 +112,27 @@ async def test_a_tick_during_a_flush_does_not_start_another() -> None:
     release.set()
     assert await first
     assert len(flushes) == 1
+
+
+async def test_batches_done_during_a_flush_do_not_start_another_one_after_it() -> None:
+    consumer, clock, flushes = Consumer(), Clock(), []
+    trigger = trigger_for(consumer, clock, flushes)
+    await catch_up(trigger, consumer, clock)
+    clock.now += 30.0  # the catch-up interval has passed: a paced flush is due
+
+    async def flush_while_batches_finish() -> None:
+        flushes.append(clock.now)
+        for _ in range(3):
+            trigger.batch_done()  # the steps go on during the flush (and wake the watcher)
+            await asyncio.sleep(0)
+
+    trigger.flush = flush_while_batches_finish
+    watcher = asyncio.ensure_future(trigger.watch(lambda: False))
+    try:
+        trigger.batch_done()
+        await asyncio.sleep(0.01)
+        assert len(flushes) == 2  # the first at start, the paced one; the backlog still waits
+        await asyncio.sleep(0.01)
+        assert len(flushes) == 2
+    finally:
+        watcher.cancel()

@@ -123,3 +123,13 @@ def test_a_drained_backlog_known_exactly_is_published_without_the_idle_wait() ->
     assert not pacing.due(backlog=1, exact=True)  # one bundle left can be thousands of events
     flush(pacing, clock, 0.5)
     assert not pacing.catching_up
+
+
+def test_live_traffic_known_exactly_keeps_its_spacing() -> None:
+    clock = Clock()
+    pacing = FlushPacing(clock, catch_up_s=30.0, backlog_limit=5000, idle_s=1.0)
+    flush(pacing, clock, 2.0)
+    work(pacing, clock, 0.5)
+    # Nothing waits at this tick, but no backlog was seen: a flush that took 2 s is
+    # followed by 2 s of batches first, as without exact ends.
+    assert not pacing.due(backlog=0, busy=False, exact=True)

@@ -212,11 +212,11 @@ def test_every_sequence_of_partial_cells_adds_up_to_the_last_ones(updates) -> No
 _DAYS = [date(2026, 3, 1) + timedelta(days=n) for n in range(12)]
 _steps = st.lists(
     st.one_of(
-        st.tuples(st.just("cell"), st.integers(0, 1), st.sampled_from(_DAYS),
+        st.tuples(st.just("cell"), st.sampled_from(["rep:a", "rep:b"]), st.integers(0, 1), st.sampled_from(_DAYS),
                   st.dictionaries(st.sampled_from(["calls", "orders"]), st.integers(-5, 5).map(D).filter(bool),
                                   max_size=2),
                   st.lists(st.sampled_from(["c1", "c2"]), unique=True).map(sorted)),
-        st.tuples(st.just("ask"), st.sampled_from([3, 7]), st.sampled_from(_DAYS)),
+        st.tuples(st.just("ask"), st.sampled_from(["rep:a", "rep:b"]), st.sampled_from([3, 7]), st.sampled_from(_DAYS)),
     ),
     max_size=40,
 )
@@ -225,19 +225,19 @@ _steps = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(_steps)
 def test_a_rolling_sum_kept_between_questions_equals_one_summed_afresh(steps) -> None:
-    # Windows of 3 and 7 days over 12 days: sums moved forward, backward, and far.
+    # Two scopes, windows of 3 and 7 days over 12 days: sums moved forward, backward, and far.
     rollup = Rollup("UTC")
     for step in steps:
         if step[0] == "cell":
-            _, partition, day, values, members = step
+            _, scope, partition, day, values, members = step
             update = CellUpdate(values, {"customers_invoiced": members} if members else {})
-            rollup.update(partition, "rep:a", day.isoformat(), update)
+            rollup.update(partition, scope, day.isoformat(), update)
             continue
-        _, days, as_of = step
+        _, scope, days, as_of = step
         expected = Totals()
         for back in range(days):
-            cell = rollup.merged.get(("rep:a", (as_of - timedelta(days=back)).isoformat()))
+            cell = rollup.merged.get((scope, (as_of - timedelta(days=back)).isoformat()))
             if cell is not None:
                 expected.add_totals(cell, +1)
-        got = rollup.rolling("rep:a", days, as_of)
-        assert (got.values, got.members) == (expected.values, expected.members), (days, as_of)
+        got = rollup.rolling(scope, days, as_of)
+        assert (got.values, got.members) == (expected.values, expected.members), (scope, days, as_of)

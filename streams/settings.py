@@ -65,9 +65,12 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(30.0, gt=0)
     heartbeat_interval_s: float = Field(3.0, gt=0)
     # How long a fetch may wait at the broker for data. Kafka answers a waiting fetch as soon
-    # as a record arrives; the embedded broker only when the wait is over, so with Faust's
-    # 1,500 ms a record the worker wrote to its own internal topic sat there that long.
-    fetch_max_wait_ms: int = Field(20, ge=1, le=5000)
+    # as a record arrives; the embedded broker only when the wait is over, so a record the
+    # worker wrote to its own internal topic can sit there that long. Faust's 1,500 ms stays
+    # the default: with 20 ms a worker started before its inputs fill can read one input
+    # partition long after the others, and the entity step's watermark (the slowest of the
+    # sources seen so far) then orphans events that partition would have matched.
+    fetch_max_wait_ms: int = Field(1500, ge=1, le=5000)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
 
     # --- input limits (contract section 3) -----------------------------------

@@ -101,7 +101,8 @@ class Rollup:
         # Only the difference goes into the merged cell and the periods holding it: a cell
         # update usually moves a count or two of the dozen components it holds.
         values, added, removed = _difference(old, update)
-        for totals in (merged, *self._targets(scope, day), *self._sums_holding(scope, day)):
+        local = date.fromisoformat(day) if day else None
+        for totals in (merged, *self._targets(scope, local), *self._sums_holding(scope, local)):
             totals.add(values, added, +1)
             if removed:
                 totals.add({}, removed, -1)
@@ -126,7 +127,7 @@ class Rollup:
     def remember(self, scope: str, day: str) -> None:
         """A (scope, day) that held something once and is empty now: republish its periods."""
         self.scopes.add(scope)
-        self._targets(scope, day)
+        self._targets(scope, date.fromisoformat(day) if day else None)
 
     def see_time(self, ts: float) -> None:
         """Advance the newest event time (rolling windows end there)."""
@@ -196,11 +197,11 @@ class Rollup:
         return ""
 
     # --- internals ----------------------------------------------------------------------
-    def _targets(self, scope: str, day: str) -> list[Totals]:
-        """The totals of every period holding (scope, day), each marked changed."""
+    def _targets(self, scope: str, local: date | None) -> list[Totals]:
+        """The totals of every period holding (scope, local day), each marked changed; a
+        snapshot cell (no day) is held by `all` only."""
         series: list[Series] = [(scope, "all", "")]
-        if day:
-            local = date.fromisoformat(day)
+        if local is not None:
             series += [(scope, w, period_start_date(local, w).isoformat()) for w in CALENDAR_WINDOWS]
         out = []
         periods = self.periods
@@ -239,11 +240,10 @@ class Rollup:
         if cell is not None:
             totals.add_totals(cell, sign)
 
-    def _sums_holding(self, scope: str, day: str) -> list[Totals]:
-        """The kept rolling sums whose days include (scope, day): a cell change moves them too."""
-        if not day or not self._sums:
+    def _sums_holding(self, scope: str, local: date | None) -> list[Totals]:
+        """The kept rolling sums whose days include (scope, local day): a cell change moves them too."""
+        if local is None or not self._sums:
             return []
-        local = date.fromisoformat(day)
         out = []
         for days in self._sum_lengths:
             entry = self._sums.get((scope, days))

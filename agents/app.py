@@ -18,6 +18,7 @@ import mode
 from agents.alerting import install_alerting
 from agents.batches import StepTopics, dead_letter, edge_batch, entity_batch, rebuild_cells, rollup_batch
 from agents.delivery import PipelineApp
+from agents.entities import input_sources
 from agents.health import attach_health
 from agents.lag import measure_lag
 from agents.flush_trigger import FlushTrigger
@@ -59,7 +60,7 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
 
     # No poll-record limit: aiokafka would then hand out one partition's buffered records
     # before the next one's, and an input partition seen late would find the entity step's
-    # watermark (the slowest of the sources seen so far) already past its events.
+    # watermark (the slowest of the input partitions) far behind the others: held events wait.
     app.batch_routes.batch_max = settings.batch_max
 
     def raw_topic(*names: str) -> faust.TopicT:
@@ -105,11 +106,24 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         await dead_letter(out, settings.topic_dlq, rejections)
         await out.flush()
 
+    live_inputs = (settings.topic_crm, settings.topic_billing)  # history never holds the watermark
+
     async def entities(records: list[Any]) -> None:
         async with gate.turn("entities"):
-            await entity_batch(runtime.entities, gate.owned_records(records), out, topics)
+            runtime.entities.inputs = input_sources(app.consumer, live_inputs)
+            await entity_batch(runtime.entities, gate.owned_records(records), out, topics, time.time())
             await alerting.heartbeats()  # after the cells: the rollup's watermark (alerts)
         batch_done()
+
+    @app.timer(1.0, on_leader=False)
+    async def stop_waiting_for_silent_inputs() -> None:
+        # An input partition that stays empty stops holding the watermark back after
+        # KPI_INPUT_WAIT_S, whether other input arrives or not: what that frees (orphans,
+        # days to judge) leaves at once.
+        if runtime.ready and runtime.entities.expect_inputs(time.time()):
+            async with gate.turn("entities"):
+                await entity_batch(runtime.entities, [], out, topics)
+                await alerting.heartbeats()
 
     async def rollup(records: list[Any]) -> None:
         async with gate.turn("rollup"):

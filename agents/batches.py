@@ -69,7 +69,9 @@ async def send_placed(out: Output, topic: str, items: list[tuple[int, bytes, byt
     await send_bundles(out, topic, bundle_placed(items))
 
 
-async def entity_batch(entities: EntityStep, records: list[Any], out: Output, topics: StepTopics) -> None:
+async def entity_batch(
+    entities: EntityStep, records: list[Any], out: Output, topics: StepTopics, wall_now: float | None = None,
+) -> None:
     """Apply a batch of entity events; cells leave before the state that produced them.
 
     The rollup only learns that a cell emptied (an opportunity left the open pipeline, an
@@ -79,7 +81,7 @@ async def entity_batch(entities: EntityStep, records: list[Any], out: Output, to
     the cells first means a recovered state is never ahead of what the rollup was told; when
     it is behind, the records after it are re-read and bring both to the same point.
     """
-    await dead_letter(out, topics.dlq, entities.process(unbundle(records)))
+    await dead_letter(out, topics.dlq, entities.process(unbundle(records), wall_now))
     await send_cells(entities, out, topics)
     await out.flush()
     for partition, key, value in entities.dirty_records():

@@ -31,12 +31,20 @@ def split_table_key(key: bytes) -> tuple[int, bytes]:
     return int(partition), entity
 
 
+def input_sources(consumer: Any, topics: tuple[str, ...]) -> frozenset[str]:
+    """`topic|partition` of every partition of `topics` the consumer's metadata knows."""
+    return frozenset(
+        f"{topic}|{partition}" for topic in topics for partition in range(consumer.topic_partitions(topic) or 0)
+    )
+
+
 class EntityStep:
     """No Faust here: forwarded records in; rejections, state writes and cell messages out."""
 
     def __init__(self, *, decoder: Decoder, directory: RepDirectory, metrics: PipelineMetrics,
                  tz: str, stages: tuple[str, ...], dedup_horizon_s: float,
-                 lateness_s: float = 7 * 86400, backfill_topic: str | None = None) -> None:
+                 lateness_s: float = 7 * 86400, backfill_topic: str | None = None,
+                 input_patience_s: float = 10.0) -> None:
         self.decoder = decoder
         self.directory = directory
         self.metrics = metrics
@@ -45,6 +53,11 @@ class EntityStep:
         # History does not hold the watermark back: once replayed, its partitions go quiet
         # at the end of the export, and judging would wait for them forever.
         self.backfill_topic = backfill_topic
+        # Every input partition (`topic|partition`) that exists, as the worker's metadata
+        # tells: one not heard from yet holds every engine's watermark back, for at most
+        # `input_patience_s` of wall time (PartitionEngine.expect).
+        self.inputs: frozenset[str] = frozenset()
+        self.input_patience_s = input_patience_s
 
     def engine(self, partition: int) -> PartitionEngine:
         engine = self.engines.get(partition)
@@ -52,7 +65,15 @@ class EntityStep:
             engine = self.engines[partition] = PartitionEngine(directory=self.directory, **self.options)
         return engine
 
-    def process(self, messages: list[Any]) -> list[Rejection]:
+    def expect_inputs(self, wall_now: float) -> bool:
+        """Tell the engines which inputs exist; True when a watermark just stopped waiting for one."""
+        ended = False
+        for engine in self.engines.values():
+            ended |= engine.expect(self.inputs, wall_now, self.input_patience_s)
+        return ended
+
+    def process(self, messages: list[Any], wall_now: float | None = None) -> list[Rejection]:
+        """Apply a batch; `wall_now` (when given) times the wait for inputs not heard from yet."""
         rejections = []
         # Counted once per batch: a labelled counter costs more than applying an event.
         applied: dict[str, int] = {}
@@ -98,6 +119,8 @@ class EntityStep:
             self.metrics.duplicates.inc(duplicates)
         if replayed:
             self.metrics.replayed.inc(replayed)
+        if wall_now is not None:
+            self.expect_inputs(wall_now)
         # Withdrawn and orphaned events leave before the state that no longer holds them.
         for engine in self.engines.values():
             if engine.now is not None:

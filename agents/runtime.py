@@ -61,6 +61,7 @@ class Runtime:
             decoder=self.decoder, directory=self.directory, metrics=self.metrics,
             tz=settings.timezone, stages=settings.stages, dedup_horizon_s=settings.dedup_horizon_s,
             lateness_s=settings.lateness_s, backfill_topic=settings.topic_backfill,
+            input_patience_s=settings.input_wait_s,
         )
         self.rollup = RollupStep(
             ViewConfig(
@@ -102,6 +103,8 @@ class Runtime:
             "duplicates": total(self.metrics.duplicates),
             "lag": lag,
             "unpublished": self.unpublished(),
+            # No orphan expiry and no alert day judged while these have sent nothing.
+            "waiting_for_inputs": sorted({s for e in self.entities.engines.values() for s in e.awaited}),
             "records_published": total(self.metrics.records_published),
         }
 

@@ -53,6 +53,12 @@ class PartitionEngine:
         # source sent last (its edge checks that), so events behind watermark − lateness
         # can no longer be matched or withdrawn by anything that arrives.
         self.sources: dict[str, float] = {}
+        # Input partitions known to exist that have sent nothing yet → the wall time that
+        # was first noticed. Until one sends, its events may be of any age, so the watermark
+        # waits for it, for at most the patience given to `expect` (Kafka Streams' task
+        # idling): a partition that never receives anything must not stop the clock forever.
+        self._silent_since: dict[str, float] = {}
+        self._waiting = False
         self._clock_dirty = False
         # (due time, entity) of customers whose overdue snapshot changes at that time.
         self._due: list[tuple[float, bytes]] = []
@@ -130,9 +136,27 @@ class PartitionEngine:
         dead, self.dead = self.dead, []
         return dead
 
+    def expect(self, inputs: frozenset[str], wall_now: float, patience_s: float) -> bool:
+        """`inputs` are every input partition that exists; True when the watermark just stopped waiting."""
+        silent = self._silent_since
+        for source in inputs:
+            if source not in self.sources and source not in silent:
+                silent[source] = wall_now
+        for source in [s for s in silent if s in self.sources or s not in inputs]:
+            del silent[source]
+        was, self._waiting = self._waiting, any(wall_now - since < patience_s for since in silent.values())
+        return was and not self._waiting
+
+    @property
+    def awaited(self) -> list[str]:
+        """Input partitions not heard from that the watermark waits for now."""
+        return sorted(self._silent_since) if self._waiting else []
+
     @property
     def watermark(self) -> float | None:
-        return min(self.sources.values()) if self.sources else None
+        if self._waiting or not self.sources:
+            return None
+        return min(self.sources.values())
 
     def held_events(self) -> int:
         return sum(self.held.values())

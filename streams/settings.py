@@ -66,11 +66,8 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(3.0, gt=0)
     # How long a fetch may wait at the broker for data. Kafka answers a waiting fetch as soon
     # as a record arrives; the embedded broker only when the wait is over, so a record the
-    # worker wrote to its own internal topic can sit there that long. Faust's 1,500 ms stays
-    # the default: with 20 ms a worker started before its inputs fill can read one input
-    # partition long after the others, and the entity step's watermark (the slowest of the
-    # sources seen so far) then orphans events that partition would have matched.
-    fetch_max_wait_ms: int = Field(1500, ge=1, le=5000)
+    # worker wrote to its own internal topic would sit there up to Faust's 1,500 ms.
+    fetch_max_wait_ms: int = Field(20, ge=1, le=5000)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
 
     # --- input limits (contract section 3) -----------------------------------
@@ -78,6 +75,10 @@ class Settings(BaseSettings):
     lateness_s: float = Field(7 * 86400, ge=0)
     future_skew_s: float = Field(300, ge=0)
     dedup_horizon_s: float = Field(8 * 86400, ge=0)
+    # How long (wall time) the watermark waits for an input partition that has sent nothing
+    # yet: until it sends, its events may be of any age. A partition that stays empty stops
+    # holding orphan expiry and alert judging back after this.
+    input_wait_s: float = Field(10.0, ge=0, le=3600)
 
     # --- KPI semantics -------------------------------------------------------
     timezone: str = "UTC"

@@ -154,8 +154,13 @@ def run_pipeline(
     *,
     wall_now: float,
     settings: Settings = Settings(),
+    input_partitions: frozenset[str] | None = None,
 ) -> Outcome:
-    """Every input record through the worker's stages, in the order given; then drain."""
+    """Every input record through the worker's stages, in the order given; then drain.
+
+    `input_partitions` (`topic|partition`) are the inputs the worker's metadata would name:
+    the watermark waits for those not heard from yet (the wall clock stands still here).
+    """
     metrics = PipelineMetrics(CollectorRegistry())
     edge = Edge(decoder(settings), StreamClock(settings.lateness_s, settings.future_skew_s), metrics,
                 {CRM: CRM_TYPES, BILLING: BILLING_TYPES})
@@ -164,6 +169,7 @@ def run_pipeline(
         places.place(rep, team, region)
     entities = EntityStep(decoder=decoder(settings), directory=places, metrics=metrics, tz=settings.tz,
                            stages=settings.stages, dedup_horizon_s=settings.dedup_horizon_s)
+    entities.inputs = input_partitions or frozenset()
     rollup = RollupStep(ViewConfig(tz=settings.tz, stages=settings.stages, currency=settings.currency,
                                     customer_lifetime_days=Decimal(settings.customer_lifetime_days)))
     entity_events = _Partitions("entity-events", settings.partitions)
@@ -186,7 +192,7 @@ def run_pipeline(
 
     def entity_step() -> None:
         while batch := entity_events.take(settings.batch):
-            dlq.extend((_event_id(r.value), r.reason) for r in entities.process(batch))
+            dlq.extend((_event_id(r.value), r.reason) for r in entities.process(batch, wall_now))
             entities.dirty_records()  # the state writes: encoded, as the worker does
 
     for start in range(0, len(inputs), settings.batch):

@@ -64,6 +64,7 @@ def wait_until_drained(worker: Any, expected_in: int, timeout: float = 300) -> d
             and owns_every_partition(worker, status)
             and status["lag"] and not any(status["lag"].values())
             and not status["unpublished"]
+            and not status["waiting_for_inputs"]
             and previous is not None and status["records_published"] == previous["records_published"]
         )
         quiet = quiet + 1 if drained else 0

@@ -9,7 +9,7 @@ from decimal import Decimal as D
 from prometheus_client import CollectorRegistry
 
 from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
-from agents.entities import EntityStep
+from agents.entities import EntityStep, input_sources
 from agents.rollup_step import RollupStep
 from exporters.pipeline_metrics import PipelineMetrics
 from kpi_state.day_cells import CellUpdate
@@ -212,3 +212,33 @@ def test_the_rollup_step_recovers_from_its_table_writes() -> None:
     other = rollup_step()
     other.recover([(key, value) for _, key, value in writes], {0, 1})  # not the owner of partition 2
     assert published(other) == {}
+
+
+class _Metadata:
+    """The consumer's partition counts by topic (Faust's `topic_partitions`)."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+
+    def topic_partitions(self, topic: str) -> int | None:
+        return self.counts.get(topic)
+
+
+def test_the_input_sources_are_every_partition_the_metadata_knows() -> None:
+    consumer = _Metadata({CRM: 2, BILLING: 1})
+    assert input_sources(consumer, (CRM, BILLING, "unknown.topic")) == {f"{CRM}|0", f"{CRM}|1", f"{BILLING}|0"}
+
+
+def test_the_entity_stage_holds_orphans_while_an_input_partition_is_silent_then_lets_them_go() -> None:
+    stage = entity_stage()
+    stage.inputs = frozenset({f"{CRM}|3", f"{CRM}|4"})  # forwarded() records come from CRM partition 3
+    win = envelope("w", "opportunity.won", "2026-03-01T09:00:00Z", opportunity_id="o-1", rep_id="a",
+                   amount="100", currency="EUR")
+    later = envelope("c", "call.logged", "2026-03-10T09:00:00Z", rep_id="a")
+    rejected = stage.process([forwarded(0, 0, win, 0), forwarded(0, 1, later, 1)], WALL)
+    assert rejected == [] and stage.held() == 1
+    assert stage.engines[0].awaited == [f"{CRM}|4"]
+    assert stage.expect_inputs(WALL + stage.input_patience_s - 1) is False
+    assert stage.expect_inputs(WALL + stage.input_patience_s) is True  # partition 4 stayed empty
+    assert [r.reason for r in stage.process([])] == ["orphaned"]
+    assert stage.held() == 0

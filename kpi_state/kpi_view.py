@@ -195,7 +195,9 @@ class KpiView:
         if window in CALENDAR_WINDOWS and (kpis is None or not kpis.isdisjoint(GROWTH_KPIS)):
             yield from growth(totals, rollup.totals(scope, window, previous_start(window, start)))
         if window == "all" and (kpis is None or not kpis.isdisjoint(SNAPSHOT_KPIS)):
-            yield from snapshots(totals, rollup.totals(scope, "90d", ""), config.stages)
+            # Velocity's rates are those of the 90 days up to the day asked, when one is.
+            rates = rollup.totals(scope, "90d", "") if day is None else totals_as_of(rollup, scope, "90d", day)[0]
+            yield from snapshots(totals, rates, config.stages)
 
     def results(self, series: Series, kpis: frozenset[str] | None = None) -> Iterable[KpiResult]:
         """Every KPI of the series (with `kpis`, the groups holding them), objective_attainment

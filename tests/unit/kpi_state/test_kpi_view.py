@@ -256,3 +256,20 @@ def test_when_only_the_day_moved_the_lifetime_records_equal_a_full_recomputation
     assert {k: (r.value, r.numerator, r.denominator, r.status) for k, r in quiet.latest.items()
             if k in lifetime} == lifetime
     assert quiet.latest["objective_attainment|rep:a|all||kpi=calls"].value == 4 / 10
+
+
+def test_pipeline_velocity_as_of_a_day_reads_the_90d_rates_of_that_day() -> None:
+    # Alerts judge past days while newer ones are already in: a win after the judged day
+    # must not change the velocity judged for it.
+    v = view()
+    feed(v, "2026-03-02", "2026-03-02T15:00:00", won=1, lost=1, bookings=1000, cycle_days_sum=10)
+    v.rollup.update(0, "rep:a", "", CellUpdate({"open_opps|stage=demo": D(4)}, {}))
+    _, before = v.results_as_of("rep:a", "all", date(2026, 3, 2), frozenset({"pipeline_velocity"}))
+    feed(v, "2026-03-05", "2026-03-05T15:00:00", won=3, bookings=9000, cycle_days_sum=90)
+    _, judged = v.results_as_of("rep:a", "all", date(2026, 3, 2), frozenset({"pipeline_velocity"}))
+    velocity = [r for r in judged if r.kpi == "pipeline_velocity"]
+    assert velocity == [r for r in before if r.kpi == "pipeline_velocity"]
+    # open 4 × bookings 1000 / ((won 1 + lost 1) × cycle 10 days)
+    assert velocity[0].value == D(4000) / D(20)
+    _, now = v.results_as_of("rep:a", "all", date(2026, 3, 5), frozenset({"pipeline_velocity"}))
+    assert [r.value for r in now if r.kpi == "pipeline_velocity"] == [D(4 * 10000) / D(5 * 25)]

@@ -107,10 +107,10 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         await out.flush()
 
     live_inputs = (settings.topic_crm, settings.topic_billing)  # history never holds the watermark
+    runtime.entities.inputs_of = lambda: input_sources(app.consumer, live_inputs)
 
     async def entities(records: list[Any]) -> None:
         async with gate.turn("entities"):
-            runtime.entities.inputs = input_sources(app.consumer, live_inputs)
             await entity_batch(runtime.entities, gate.owned_records(records), out, topics, time.time())
             await alerting.heartbeats()  # after the cells: the rollup's watermark (alerts)
         batch_done()
@@ -120,8 +120,10 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         # An input partition that stays empty stops holding the watermark back after
         # KPI_INPUT_WAIT_S, whether other input arrives or not: what that frees (orphans,
         # days to judge) leaves at once.
-        if runtime.ready and runtime.entities.expect_inputs(time.time()):
-            async with gate.turn("entities"):
+        if not runtime.ready:
+            return
+        async with gate.turn("entities"):  # never between a batch's cells and its heartbeats
+            if runtime.entities.expect_inputs(time.time()):
                 await entity_batch(runtime.entities, [], out, topics)
                 await alerting.heartbeats()
 

@@ -160,6 +160,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 return False
         return True
 
+    def partition_ids(self, topic: str) -> set[int]:
+        """Every partition of `topic` in the client's cluster metadata.
+
+        Unlike `topic_partitions` (the group coordinator's snapshot, which aiokafka keeps on
+        the group's leader only), every member knows this.
+        """
+        return cast(ConsumerThread, self._thread).partition_ids(topic)
+
     def knows_every_end(self, topics: set[str]) -> bool:
         """A fetch has told the end of every owned partition of `topics`."""
         return all(self.highwater(tp) is not None for tp in self.assignment() if tp.topic in topics)
@@ -250,6 +258,13 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # Read by aiokafka when the consumer starts and builds its fetcher (Faust fixes 1,500).
         consumer._fetch_max_wait_ms = cast(PipelineApp, self.app).fetch_max_wait_ms
         return consumer
+
+    def partition_ids(self, topic: str) -> set[int]:
+        consumer = self._consumer
+        if consumer is None:
+            return set()
+        # A read of the client's metadata dict: safe from the app's thread under the GIL.
+        return set(consumer._client.cluster.partitions_for_topic(topic) or ())
 
 
 class BatchTransport(faust_aiokafka.Transport):

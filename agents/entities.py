@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from agents.dead_letter import Rejection, reject
@@ -34,7 +35,7 @@ def split_table_key(key: bytes) -> tuple[int, bytes]:
 def input_sources(consumer: Any, topics: tuple[str, ...]) -> frozenset[str]:
     """`topic|partition` of every partition of `topics` the consumer's metadata knows."""
     return frozenset(
-        f"{topic}|{partition}" for topic in topics for partition in range(consumer.topic_partitions(topic) or 0)
+        f"{topic}|{partition}" for topic in topics for partition in consumer.partition_ids(topic)
     )
 
 
@@ -54,9 +55,9 @@ class EntityStep:
         # at the end of the export, and judging would wait for them forever.
         self.backfill_topic = backfill_topic
         # Every input partition (`topic|partition`) that exists, as the worker's metadata
-        # tells: one not heard from yet holds every engine's watermark back, for at most
-        # `input_patience_s` of wall time (PartitionEngine.expect).
-        self.inputs: frozenset[str] = frozenset()
+        # tells (set by the app): one not heard from yet holds every engine's watermark
+        # back, for at most `input_patience_s` of wall time (PartitionEngine.expect).
+        self.inputs_of: Callable[[], frozenset[str]] = frozenset
         self.input_patience_s = input_patience_s
 
     def engine(self, partition: int) -> PartitionEngine:
@@ -68,8 +69,9 @@ class EntityStep:
     def expect_inputs(self, wall_now: float) -> bool:
         """Tell the engines which inputs exist; True when a watermark just stopped waiting for one."""
         ended = False
+        inputs = self.inputs_of()
         for engine in self.engines.values():
-            ended |= engine.expect(self.inputs, wall_now, self.input_patience_s)
+            ended |= engine.expect(inputs, wall_now, self.input_patience_s)
         return ended
 
     def process(self, messages: list[Any], wall_now: float | None = None) -> list[Rejection]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +57,8 @@ class Recovery:
                 owned = owned_by_step[step]
                 recover(items, owned)
                 log.info("%s recovered: %d keys on partitions %s", step, len(items), sorted(owned))
+            # Recovered engines wait for silent inputs before their first heartbeat leaves.
+            runtime.entities.expect_inputs(time.time())
             await announce_recovered(runtime.entities, runtime.out, self.topics)
             await self.alerting.recovered()
         gate.ready.set()

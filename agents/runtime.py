@@ -105,6 +105,7 @@ class Runtime:
             "unpublished": self.unpublished(),
             # No orphan expiry and no alert day judged while these have sent nothing.
             "waiting_for_inputs": sorted({s for e in self.entities.engines.values() for s in e.awaited}),
+            "input_partitions_known": len(self.entities.inputs_of()),
             "records_published": total(self.metrics.records_published),
         }
 

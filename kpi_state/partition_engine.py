@@ -58,7 +58,7 @@ class PartitionEngine:
         # waits for it, for at most the patience given to `expect` (Kafka Streams' task
         # idling): a partition that never receives anything must not stop the clock forever.
         self._silent_since: dict[str, float] = {}
-        self._waiting = False
+        self._awaited: list[str] = []  # of those, the ones still waited for
         self._clock_dirty = False
         # (due time, entity) of customers whose overdue snapshot changes at that time.
         self._due: list[tuple[float, bytes]] = []
@@ -144,17 +144,18 @@ class PartitionEngine:
                 silent[source] = wall_now
         for source in [s for s in silent if s in self.sources or s not in inputs]:
             del silent[source]
-        was, self._waiting = self._waiting, any(wall_now - since < patience_s for since in silent.values())
-        return was and not self._waiting
+        was = bool(self._awaited)
+        self._awaited = sorted(s for s, since in silent.items() if wall_now - since < patience_s)
+        return was and not self._awaited
 
     @property
     def awaited(self) -> list[str]:
         """Input partitions not heard from that the watermark waits for now."""
-        return sorted(self._silent_since) if self._waiting else []
+        return self._awaited
 
     @property
     def watermark(self) -> float | None:
-        if self._waiting or not self.sources:
+        if self._awaited or not self.sources:
             return None
         return min(self.sources.values())
 

@@ -169,7 +169,8 @@ def run_pipeline(
         places.place(rep, team, region)
     entities = EntityStep(decoder=decoder(settings), directory=places, metrics=metrics, tz=settings.tz,
                            stages=settings.stages, dedup_horizon_s=settings.dedup_horizon_s)
-    entities.inputs = input_partitions or frozenset()
+    known = input_partitions or frozenset()
+    entities.inputs_of = lambda: known
     rollup = RollupStep(ViewConfig(tz=settings.tz, stages=settings.stages, currency=settings.currency,
                                     customer_lifetime_days=Decimal(settings.customer_lifetime_days)))
     entity_events = _Partitions("entity-events", settings.partitions)

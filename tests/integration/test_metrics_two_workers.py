@@ -59,6 +59,9 @@ def test_each_worker_reports_what_it_owns(pipeline_env, start_worker, tmp_path):
             time.sleep(0.5)
 
         assert expected_in == len(records) + len(reps)  # nothing read twice across the two workers
+        # The leader and the other member alike know every crm and billing partition (the
+        # entity step's watermark waits for those not heard from yet).
+        assert [s["input_partitions_known"] for s in statuses] == [8, 8]
         assert scalar(prometheus, "count(up == 1)") == 2
         assert scalar(prometheus, "sum(kpi_pipeline_events_rejected_total)") == sum(
             s["events_rejected"] for s in statuses)

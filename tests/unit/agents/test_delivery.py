@@ -207,3 +207,16 @@ async def test_the_worker_consumer_waits_at_the_broker_as_long_as_the_app_says()
     thread = app.consumer._new_consumer_thread()
     made = thread._create_worker_consumer(app.transport)
     assert made._fetch_max_wait_ms == 20  # Faust's own choice would be 1,500
+
+
+async def test_every_member_knows_the_input_partitions_from_the_cluster_metadata() -> None:
+    # The group coordinator's snapshot (topic_partitions) is filled on the leader only:
+    # the entity step's wait for silent inputs reads the client's metadata instead.
+    app = PipelineApp("delivery-test", broker="kafka://127.0.0.1:1", web_enabled=False)
+    thread = app.consumer._new_consumer_thread()
+    app.consumer._thread = thread
+    assert app.consumer.partition_ids("crm.events") == set()  # not started: nothing known
+    thread._consumer = made = thread._create_worker_consumer(app.transport)
+    made._client.cluster._partitions["crm.events"] = {0: None, 1: None, 2: None}
+    assert app.consumer.partition_ids("crm.events") == {0, 1, 2}
+    assert app.consumer.partition_ids("billing.events") == set()

@@ -215,13 +215,13 @@ def test_the_rollup_step_recovers_from_its_table_writes() -> None:
 
 
 class _Metadata:
-    """The consumer's partition counts by topic (Faust's `topic_partitions`)."""
+    """The consumer's partition ids by topic (BatchConsumer.partition_ids)."""
 
     def __init__(self, counts: dict[str, int]) -> None:
         self.counts = counts
 
-    def topic_partitions(self, topic: str) -> int | None:
-        return self.counts.get(topic)
+    def partition_ids(self, topic: str) -> set[int]:
+        return set(range(self.counts.get(topic, 0)))
 
 
 def test_the_input_sources_are_every_partition_the_metadata_knows() -> None:
@@ -231,7 +231,7 @@ def test_the_input_sources_are_every_partition_the_metadata_knows() -> None:
 
 def test_the_entity_stage_holds_orphans_while_an_input_partition_is_silent_then_lets_them_go() -> None:
     stage = entity_stage()
-    stage.inputs = frozenset({f"{CRM}|3", f"{CRM}|4"})  # forwarded() records come from CRM partition 3
+    stage.inputs_of = lambda: frozenset({f"{CRM}|3", f"{CRM}|4"})  # forwarded() records come from CRM partition 3
     win = envelope("w", "opportunity.won", "2026-03-01T09:00:00Z", opportunity_id="o-1", rep_id="a",
                    amount="100", currency="EUR")
     later = envelope("c", "call.logged", "2026-03-10T09:00:00Z", rep_id="a")

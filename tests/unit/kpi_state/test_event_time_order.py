@@ -150,17 +150,19 @@ def test_a_held_event_waits_for_an_input_partition_that_has_sent_nothing_yet() -
     inputs = frozenset({"crm.events|0", "crm.events|1"})
     other = ev.OpportunityCreated(event_id="x", ts=T0 + LATENESS + DAY, opportunity_id="o-2", rep_id="r-1",
                                   stage="prospecting")
-    for offset, event in enumerate([won("w", T0 + DAY, "700"), other]):
+    # The win is more than the lateness behind the other partition's clock: without the
+    # wait it would be orphaned by the advance below.
+    for offset, event in enumerate([won("w", T0, "700"), other]):
         e.apply(entity_key(event), event, offset, fingerprint(event), event.event_id.encode(), "crm.events|0")
     assert e.expect(inputs, wall_now=1000.0, patience_s=10) is False
     assert e.watermark is None
     e.advance(other.ts)
     assert e.take_dead() == []
     # Its created arrives: the win counts, and the watermark is the slower partition's.
-    first = created("c", T0)
+    first = created("c", T0 - 3600)
     e.apply(entity_key(first), first, 2, fingerprint(first), b"c", "crm.events|1")
     assert e.expect(inputs, wall_now=1001.0, patience_s=10) is True
-    assert e.watermark == T0
+    assert e.watermark == first.ts
     e.advance(other.ts)
     assert e.take_dead() == []
     won_cells = [u.values.get("won") for (scope, _), u in e.take_cells().items() if scope == "rep:r-1"]
@@ -176,10 +178,10 @@ def test_an_input_partition_that_stays_empty_stops_holding_the_watermark_after_t
         e.apply(entity_key(event), event, offset, fingerprint(event), event.event_id.encode(), "crm.events|0")
     assert e.expect(inputs, wall_now=1000.0, patience_s=10) is False
     assert e.expect(inputs, wall_now=1009.9, patience_s=10) is False
-    assert e.watermark is None
+    assert e.watermark is None and e.awaited == ["billing.events|0"]
     # Ten seconds of silence: billing.events|0 no longer holds the clock.
     assert e.expect(inputs, wall_now=1010.0, patience_s=10) is True
-    assert e.watermark == other.ts
+    assert e.watermark == other.ts and e.awaited == []
     e.advance(other.ts)
     assert [dead.raw for dead in e.take_dead()] == [b"w"]
     # Waiting ends once: later calls with the same silent partition do not start over.
@@ -188,6 +190,7 @@ def test_an_input_partition_that_stays_empty_stops_holding_the_watermark_after_t
     # A partition added to the topic later is waited for in its turn.
     assert e.expect(inputs | {"crm.events|1"}, wall_now=2001.0, patience_s=10) is False
     assert e.watermark is None
+    assert e.awaited == ["crm.events|1"]  # not billing.events|0, whose wait is over
 
 
 def test_a_held_event_is_not_orphaned_within_the_horizon() -> None:

@@ -155,7 +155,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         """This worker is assigned every partition of `topics` (it is the group's only member)."""
         assignment = self.assignment()
         for topic in topics:
-            count = self.topic_partitions(topic)
+            count = len(self.partition_ids(topic))
             if not count or sum(1 for tp in assignment if tp.topic == topic) < count:
                 return False
         return True

@@ -46,7 +46,8 @@ def caught_up(statuses: list[dict[str, Any]], expected: int) -> bool:
     if not statuses or sum(s.get("events_in", 0) for s in statuses) < expected:
         return False
     return all(
-        s.get("ready") and s.get("lag") and not any(s["lag"].values()) and not s.get("unpublished") and not s.get("waiting_for_inputs")
+        s.get("ready") and s.get("lag") and not any(s["lag"].values())
+        and not s.get("unpublished") and not s.get("waiting_for_inputs")
         for s in statuses
     )
 

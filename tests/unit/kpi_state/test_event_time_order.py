@@ -143,17 +143,22 @@ def test_a_held_event_waits_while_another_source_partition_lags_behind() -> None
     assert dlq == {"w": "orphaned"}
 
 
+def holding_a_win_far_behind() -> tuple[PartitionEngine, ev.Event]:
+    """An engine holding a win at T0 from crm.events|0, whose clock another opportunity's
+    event moved a week and a day on: without a wait, the next advance orphans the win."""
+    e = engine()
+    other = ev.OpportunityCreated(event_id="x", ts=T0 + LATENESS + DAY, opportunity_id="o-2", rep_id="r-1",
+                                  stage="prospecting")
+    for offset, event in enumerate([won("w", T0, "700"), other]):
+        e.apply(entity_key(event), event, offset, fingerprint(event), event.event_id.encode(), "crm.events|0")
+    return e, other
+
+
 def test_a_held_event_waits_for_an_input_partition_that_has_sent_nothing_yet() -> None:
     # Partition 1 exists but nothing of it was read yet (read late, or its worker started
     # late): it may still carry the opportunity's created, of any age.
-    e = engine()
+    e, other = holding_a_win_far_behind()
     inputs = frozenset({"crm.events|0", "crm.events|1"})
-    other = ev.OpportunityCreated(event_id="x", ts=T0 + LATENESS + DAY, opportunity_id="o-2", rep_id="r-1",
-                                  stage="prospecting")
-    # The win is more than the lateness behind the other partition's clock: without the
-    # wait it would be orphaned by the advance below.
-    for offset, event in enumerate([won("w", T0, "700"), other]):
-        e.apply(entity_key(event), event, offset, fingerprint(event), event.event_id.encode(), "crm.events|0")
     assert e.expect(inputs, wall_now=1000.0, patience_s=10) is False
     assert e.watermark is None
     e.advance(other.ts)
@@ -170,12 +175,8 @@ def test_a_held_event_waits_for_an_input_partition_that_has_sent_nothing_yet() -
 
 
 def test_an_input_partition_that_stays_empty_stops_holding_the_watermark_after_the_patience() -> None:
-    e = engine()
+    e, other = holding_a_win_far_behind()
     inputs = frozenset({"crm.events|0", "billing.events|0"})
-    other = ev.OpportunityCreated(event_id="x", ts=T0 + LATENESS + DAY, opportunity_id="o-2", rep_id="r-1",
-                                  stage="prospecting")
-    for offset, event in enumerate([won("w", T0, "700"), other]):
-        e.apply(entity_key(event), event, offset, fingerprint(event), event.event_id.encode(), "crm.events|0")
     assert e.expect(inputs, wall_now=1000.0, patience_s=10) is False
     assert e.expect(inputs, wall_now=1009.9, patience_s=10) is False
     assert e.watermark is None and e.awaited == ["billing.events|0"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -59,6 +60,7 @@ class EntityStep:
         # back, for at most `input_patience_s` of wall time (PartitionEngine.expect).
         self.inputs_of: Callable[[], frozenset[str]] = frozenset
         self.input_patience_s = input_patience_s
+        self._origins: dict[tuple[str, int], str] = {}  # (topic, partition) → its `topic|partition`
 
     def engine(self, partition: int) -> PartitionEngine:
         engine = self.engines.get(partition)
@@ -81,6 +83,7 @@ class EntityStep:
         applied: dict[str, int] = {}
         held: dict[str, int] = {}
         duplicates = replayed = 0
+        origins = self._origins
         for message in messages:
             original = FORWARDED.decode(message.value)
             event = original.event
@@ -91,10 +94,17 @@ class EntityStep:
                     rejections.append(self._reject(original, exc.reason, exc.detail))
                     continue
             engine = self.engine(message.partition)
+            where = (original.topic, original.partition)
+            origin = origins.get(where)
+            if origin is None:
+                origin = origins[where] = sys.intern(f"{original.topic}|{original.partition}")
             try:
+                # Replays are told by the input offset, never the entity-events one: the
+                # same event forwarded twice (an edge restarted) or handed over in process
+                # has the same input offset (kpi_state.entity.EntityRecord).
                 outcome = engine.apply(
-                    entity_key(event), event, message.offset, fingerprint(event), message.value,
-                    None if original.topic == self.backfill_topic else f"{original.topic}|{original.partition}",
+                    entity_key(event), event, original.offset, fingerprint(event), message.value,
+                    None if original.topic == self.backfill_topic else origin, origin,
                 )
             except Exception:  # noqa: BLE001 - a bug must cost one record, never the stream
                 log.exception(

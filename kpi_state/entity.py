@@ -1,4 +1,4 @@
-"""One entity's persisted record: its state, the newest offset applied, and event ids seen."""
+"""One entity's persisted record: its state, the newest input offsets applied, and event ids seen."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from kpi_state import id_digests
 
 # What `admit` decides about an incoming event.
 NEW = "new"
-REPLAYED = "replayed"  # at or below the applied offset: re-read after a restart
+REPLAYED = "replayed"  # at or below the offset applied from its input partition: re-read after a restart
 DUPLICATE = "duplicate"  # same event_id, same content: dropped silently
 CONFLICTING = "conflicting_duplicate"  # same event_id, other content: dead-lettered
 HELD = "held"  # waits on its entity for the event that makes it valid (not a DLQ reason)
@@ -39,14 +39,18 @@ Knows = Callable[[str], bool] | None
 class EntityRecord(msgspec.Struct, array_like=True):
     """The table value of one entity (a rep, an opportunity, a customer, a team's spend).
 
-    Every event belongs to exactly one entity, so keeping the newest applied source
-    offset in the same value as the state makes each changelog record self-contained:
-    after a crash, events at or below `applied_offset` are known to be in `body`.
+    Every event belongs to exactly one entity, so keeping the newest applied input offset
+    in the same value as the state makes each changelog record self-contained: after a
+    crash, events at or below the offset applied from their input partition are known to be
+    in `body`. Offsets are the input record's (`origin` is its `topic|partition`), never
+    an internal topic's: an event reaches its entity in the order of its input partition
+    whichever way it came (through the entity-events topic, again after an edge restarted,
+    or handed over in process), so the same basis holds for all of them.
     """
 
     kind: str
     body: bytes = b""
-    applied_offset: int = -1
+    applied_offset: int = -1  # of `applied_origin`, where most entities' events all come from
     newest_ts: float = 0.0
     # event_id -> (content fingerprint, event time), kept for the dedup horizon.
     seen: dict[str, tuple[int, float]] = msgspec.field(default_factory=dict)
@@ -54,9 +58,16 @@ class EntityRecord(msgspec.Struct, array_like=True):
     # whatever its age. Two sorted runs, so that adding a few ids copies the small one only.
     past: bytes = b""
     recent: bytes = b""
+    applied_origin: str = ""
+    # origin -> newest offset applied, for the other input partitions an entity heard from
+    # (a rep's activity, events produced without a key); None for most entities.
+    other_origins: dict[str, int] | None = None
 
-    def admit(self, offset: int, event_id: str, fingerprint: int) -> str:
-        if offset <= self.applied_offset:
+    def admit(self, origin: str, offset: int, event_id: str, fingerprint: int) -> str:
+        if origin == self.applied_origin:
+            if offset <= self.applied_offset:
+                return REPLAYED
+        elif self.other_origins is not None and offset <= self.other_origins.get(origin, -1):
             return REPLAYED
         known = self.seen.get(event_id)
         if known is None:
@@ -68,14 +79,19 @@ class EntityRecord(msgspec.Struct, array_like=True):
         return DUPLICATE if known[0] == fingerprint else CONFLICTING
 
     def mark(
-        self, offset: int, event_id: str | None, fingerprint: int, ts: float, horizon_s: float,
+        self, origin: str, offset: int, event_id: str | None, fingerprint: int, ts: float, horizon_s: float,
         knows: Knows = None,
     ) -> None:
-        """Remember that `offset` was handled (and the event applied when `event_id` is given).
+        """Remember that `offset` of `origin` was handled (and the event applied when `event_id` is given).
 
         `knows` tells the ids the entity's state recognises by itself (an opportunity's
         events): those leave the dedup window without a digest."""
-        self.applied_offset = offset
+        if origin == self.applied_origin or self.applied_offset < 0:
+            self.applied_origin, self.applied_offset = origin, offset
+        elif self.other_origins is None:
+            self.other_origins = {origin: offset}
+        else:
+            self.other_origins[origin] = offset
         if event_id is None:
             return
         self.seen[event_id] = (fingerprint, ts)

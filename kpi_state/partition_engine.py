@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -73,14 +74,18 @@ class PartitionEngine:
     # --- events -------------------------------------------------------------------------
     def apply(
         self, key: bytes, event: Event, offset: int, fingerprint: int, raw: bytes | None = None,
-        source: str | None = None,
+        source: str | None = None, origin: str | None = None,
     ) -> str:
         """`applied`, `held`, `replayed`, `duplicate`, or the DLQ reason of a refused event.
 
         `raw` is the record as it arrived, kept while the event may still leave for the DLQ
         (withdrawn by an earlier event, or orphaned); such events are in `take_dead()`.
         `source` names the input partition the event came from (for the watermark).
+        `offset` is the event's offset in `origin`, its input partition (`source` by
+        default; history's partitions hold no watermark back, so they have no source).
         """
+        if origin is None:
+            origin = source or ""
         if source is not None and event.ts > self.sources.get(source, float("-inf")):
             self.sources[source] = event.ts
             self._clock_dirty = True
@@ -89,11 +94,11 @@ class PartitionEngine:
         record = self.records.get(key)
         if record is None:
             record = EntityRecord(kind=kind_of(key))
-        verdict = record.admit(offset, event.event_id, fingerprint)
+        verdict = record.admit(origin, offset, event.event_id, fingerprint)
         if verdict == REPLAYED:
             return REPLAYED
         if verdict in (DUPLICATE, CONFLICTING):
-            record.mark(offset, None, fingerprint, event.ts, self.horizon)
+            record.mark(origin, offset, None, fingerprint, event.ts, self.horizon)
             self._keep(key, record)
             return DUPLICATE if verdict == DUPLICATE else CONFLICTING
         assert verdict == NEW
@@ -123,7 +128,7 @@ class PartitionEngine:
                 else:
                     self._refresh(key)
         # Every judged id is remembered: a re-sent copy is a duplicate, whatever the verdict.
-        record.mark(offset, event.event_id, fingerprint, event.ts, self.horizon, self._knows(key))
+        record.mark(origin, offset, event.event_id, fingerprint, event.ts, self.horizon, self._knows(key))
         self._keep(key, record)
         if record.kind != "rep" and key in self.states:
             self._settle_later(key)  # after `mark`: the id just seen also has its horizon
@@ -222,6 +227,7 @@ class PartitionEngine:
             self.now, self.sources = clock.now, dict(clock.sources)
             return
         record = ENTITY_RECORD.decode(raw)
+        record.applied_origin = sys.intern(record.applied_origin)  # a few names, shared
         if record.body:
             state = KINDS[record.kind].decode(record.body)
             if self._settled(record, state):
@@ -268,6 +274,7 @@ class PartitionEngine:
 
     def _thaw(self, key: bytes) -> None:
         record = ENTITY_RECORD.decode(self.cold.pop(key))
+        record.applied_origin = sys.intern(record.applied_origin)
         self.states[key] = KINDS[record.kind].decode(record.body)
         record.body = b""
         self.records[key] = record

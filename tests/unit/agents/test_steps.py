@@ -117,8 +117,8 @@ def entity_stage() -> EntityStep:
                        stages=DEFAULT_STAGES, dedup_horizon_s=8 * DAY)
 
 
-def forwarded(partition: int, offset: int, value: bytes, source_offset: int) -> Record:
-    packed = FORWARDED.encode(Forwarded(None, value, [], CRM, 3, source_offset, 1_000))
+def forwarded(partition: int, offset: int, value: bytes, source_offset: int, source_partition: int = 3) -> Record:
+    packed = FORWARDED.encode(Forwarded(None, value, [], CRM, source_partition, source_offset, 1_000))
     return Record("entity-events", partition, offset, b"rep:a", packed)
 
 
@@ -166,6 +166,21 @@ def test_the_entity_stage_recovers_its_own_partitions_and_skips_what_it_applied(
     # The batch re-read after the crash changes nothing.
     assert again.process(batch[1:]) == []
     assert cells_by_scope(again) == {}
+
+
+def test_an_event_forwarded_again_is_a_replay_told_by_its_input_offset() -> None:
+    stage = entity_stage()
+    first = [forwarded(1, 0, call("e1"), 100), forwarded(1, 1, call("e2"), 101, source_partition=0)]
+    stage.process(first)
+    # An edge that died before committing forwards input offsets 100.. again: later
+    # entity-events offsets, the same input offsets. Replays, not duplicates; e3 is new
+    # although its input offset is below the others', on another input partition.
+    again = [forwarded(1, 7, call("e1"), 100), forwarded(1, 8, call("e2"), 101, source_partition=0),
+             forwarded(1, 9, call("e3"), 50, source_partition=1)]
+    assert stage.process(again) == []
+    assert stage.metrics.replayed._value.get() == 2
+    assert stage.metrics.duplicates._value.get() == 0
+    assert cells_by_scope(stage)["rep:a"][2] == {"2026-03-02": ({"calls": D(3)}, {})}
 
 
 # --- rollup -----------------------------------------------------------------------------------

@@ -107,14 +107,14 @@ def test_digests_move_between_the_two_runs_and_stay_found() -> None:
     record = EntityRecord(kind="rep")
     ids = [f"e-{i}" for i in range(2000)]
     for offset, eid in enumerate(ids):
-        record.mark(offset, eid, 1, float(offset), horizon_s=10.0)
+        record.mark("crm.events|0", offset, eid, 1, float(offset), horizon_s=10.0)
     # Ids within 10 s of the newest, and at most an eighth of the horizon more (pruned in passes).
     assert 11 <= len(record.seen) <= 13
     assert record.past and len(record.past) % id_digests.SIZE == 0  # folded at least once
     slots = record.past + record.recent
     assert len(slots) == (2000 - len(record.seen)) * id_digests.SIZE
-    assert all(record.admit(5000, eid, 1) == "duplicate" for eid in ids)
-    assert record.admit(5000, "e-2000", 1) == "new"
+    assert all(record.admit("crm.events|0", 5000, eid, 1) == "duplicate" for eid in ids)
+    assert record.admit("crm.events|0", 5000, "e-2000", 1) == "new"
     runs = [record.past[i : i + 8] for i in range(0, len(record.past), 8)]
     assert runs == sorted(runs)
 

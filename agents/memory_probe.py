@@ -31,7 +31,7 @@ DAY = 86400
 START = int(datetime(2026, 1, 5, tzinfo=timezone.utc).timestamp())
 CRM = "crm.events"
 SOURCES = 4  # input partitions of crm.events (unkeyed connectors spread every entity)
-BATCH = 500  # records per entity-stage batch, as the worker takes them
+BATCH = 500  # records per entity-step batch, as the worker takes them
 _encoder = msgspec.json.Encoder()
 
 
@@ -145,7 +145,7 @@ def directory_of(reps: int) -> RepDirectory:
     return directory
 
 
-def stage_of(reps: int) -> EntityStep:
+def entity_step_of(reps: int) -> EntityStep:
     return EntityStep(
         decoder=Decoder(stages=DEFAULT_STAGES, rates=Rates("EUR")), directory=directory_of(reps),
         metrics=PipelineMetrics(CollectorRegistry()), tz="UTC", stages=DEFAULT_STAGES,
@@ -153,10 +153,10 @@ def stage_of(reps: int) -> EntityStep:
 
 
 class Feeder:
-    """Forwards records to the stage in worker-sized batches, taking its writes as the worker does."""
+    """Forwards records to the entity step in worker-sized batches, taking its writes as the worker does."""
 
-    def __init__(self, stage: EntityStep, partitions: int) -> None:
-        self.stage = stage
+    def __init__(self, step: EntityStep, partitions: int) -> None:
+        self.step = step
         self.partitions = partitions
         self.offsets = [0] * partitions
         self.inputs = [0] * SOURCES
@@ -178,10 +178,10 @@ class Feeder:
 
     def flush(self) -> None:
         if self.batch:
-            self.rejected += len(self.stage.process(self.batch))
+            self.rejected += len(self.step.process(self.batch))
             self.batch = []
-        self.stage.cell_messages()
-        self.stage.dirty_records()
+        self.step.cell_messages()
+        self.step.dirty_records()
 
 
 def resident_bytes() -> int:
@@ -191,16 +191,16 @@ def resident_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def tracked(stage: EntityStep, prefix: bytes) -> int:
-    return sum(1 for engine in stage.engines.values() for keys in (engine.states, engine.cold)
+def tracked(step: EntityStep, prefix: bytes) -> int:
+    return sum(1 for engine in step.engines.values() for keys in (engine.states, engine.cold)
                for key in keys if key.startswith(prefix))
 
 
 def probe(*, opportunities: int, reps: int, days: int = 180, activity_per_day: int = 4,
           partitions: int = 4, seed: int = 7) -> dict[str, Any]:
     """Load opportunities, then rep activity; resident growth of each, per entity loaded."""
-    stage = stage_of(reps)
-    feeder = Feeder(stage, partitions)
+    step = entity_step_of(reps)
+    feeder = Feeder(step, partitions)
     before = resident_bytes()
     for source, value in opportunity_events(seed, opportunities, reps, days):
         feeder.send(source, value)
@@ -211,8 +211,8 @@ def probe(*, opportunities: int, reps: int, days: int = 180, activity_per_day: i
         feeder.send(source, value)
     feeder.flush()
     after = resident_bytes()
-    loaded_opportunities = tracked(stage, b"opp:")
-    loaded_reps = tracked(stage, b"rep:")
+    loaded_opportunities = tracked(step, b"opp:")
+    loaded_reps = tracked(step, b"rep:")
     opp_growth, rep_growth = after_opportunities - before, after - after_opportunities
     return {
         "opportunities": loaded_opportunities,
@@ -220,7 +220,7 @@ def probe(*, opportunities: int, reps: int, days: int = 180, activity_per_day: i
         "opportunity_events": opportunity_events_sent,
         "activity_events": feeder.events - opportunity_events_sent,
         "rejected": feeder.rejected,
-        "held": stage.held(),
+        "held": step.held(),
         "rss_before_bytes": before,
         "rss_bytes": after,
         "opportunity_growth_bytes": opp_growth,

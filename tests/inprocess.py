@@ -74,7 +74,7 @@ class Settings:
     dedup_horizon_s: float = 8 * DAY
     customer_lifetime_days: int = 1095
     partitions: int = 4  # of the internal topics (entity events, cells)
-    batch: int = 500  # records per stage batch, and per flush of cells and records
+    batch: int = 500  # records per step batch, and per flush of cells and records
 
 
 @dataclass
@@ -126,7 +126,7 @@ def _event_id(value: bytes | None) -> str:
 
 
 class _Partitions:
-    """An internal topic: per partition, the records appended and how far the stage read."""
+    """An internal topic: per partition, the records appended and how far the step read."""
 
     def __init__(self, topic: str, count: int) -> None:
         self.topic = topic
@@ -156,7 +156,7 @@ def run_pipeline(
     settings: Settings = Settings(),
     input_partitions: frozenset[str] | None = None,
 ) -> Outcome:
-    """Every input record through the worker's stages, in the order given; then drain.
+    """Every input record through the worker's steps, in the order given; then drain.
 
     `input_partitions` (`topic|partition`) are the inputs the worker's metadata would name:
     the watermark waits for those not heard from yet (the wall clock stands still here).

@@ -47,7 +47,7 @@ def latest_published(env: dict[str, str]) -> dict[tuple, dict]:
 
 
 def wait_until_drained(worker: Any, expected_in: int, timeout: float = 300) -> dict:
-    """Every input record read; then, three times in a row, every stage's committed lag 0,
+    """Every input record read; then, three times in a row, every step's committed lag 0,
     nothing waiting for a flush, and no new record published."""
     deadline = time.monotonic() + timeout
     quiet, previous = 0, None

@@ -51,10 +51,10 @@ class FakeOut:
 
 
 def runtime(out: FakeOut) -> NS:
-    stage = RollupStep(ViewConfig("UTC", DEFAULT_STAGES, thresholds=THRESHOLDS))
-    stage.recover([], {0})
+    rollup = RollupStep(ViewConfig("UTC", DEFAULT_STAGES, thresholds=THRESHOLDS))
+    rollup.recover([], {0})
     settings = NS(topic_kpi_alerts=ALERTS, redis_url=None, redis_prefix="kpi", topic_partitions=1)
-    return NS(settings=settings, registry=CollectorRegistry(), thresholds=THRESHOLDS, rollup=stage, out=out,
+    return NS(settings=settings, registry=CollectorRegistry(), thresholds=THRESHOLDS, rollup=rollup, out=out,
               entities=NS(engines={}), metrics=None)
 
 

@@ -41,8 +41,8 @@ LATER = [(CRM, envelope(f"call-{day}", "call.logged", f"2026-{month}T09:00:00Z",
 class Feed:
     """Forwarded records into one entity partition, with their offsets."""
 
-    def __init__(self, stage: EntityStep | None = None, offset: int = 0) -> None:
-        self.stage = stage if stage is not None else new_stage()
+    def __init__(self, step: EntityStep | None = None, offset: int = 0) -> None:
+        self.step = step if step is not None else new_entity_step()
         self.offset = offset
         self.source_offsets: dict[str, int] = {}
 
@@ -55,21 +55,21 @@ class Feed:
             packed = FORWARDED.encode(Forwarded(None, value, [], source, 0, at, 1_000))
             batch.append(Record("entity-events", 0, self.offset, b"", packed))
             self.offset += 1
-        return [r.reason for r in self.stage.process(batch)]
+        return [r.reason for r in self.step.process(batch)]
 
     def cells(self) -> dict[bytes, bytes]:
-        return dict(self.stage.cell_messages())
+        return dict(self.step.cell_messages())
 
 
-def new_stage() -> EntityStep:
+def new_entity_step() -> EntityStep:
     directory = RepDirectory()
     directory.place("a", "t1", "north")
     return EntityStep(decoder=decoder(Settings()), directory=directory, metrics=metrics(), tz="UTC",
                        stages=DEFAULT_STAGES, dedup_horizon_s=8 * DAY, backfill_topic=BACKFILL)
 
 
-def duplicates(stage: EntityStep) -> float:
-    return stage.metrics.duplicates._value.get()
+def duplicates(step: EntityStep) -> float:
+    return step.metrics.duplicates._value.get()
 
 
 @pytest.mark.parametrize("recover", [False, True], ids=["running", "recovered"])
@@ -78,14 +78,14 @@ def test_history_re_sent_through_the_backfill_60_days_later_changes_no_kpi(recov
     assert feed.send(HISTORY) == [] and feed.send(LATER) == []
     assert set(feed.cells()) >= {b"rep:a", b"team:t1", b"global"}
     if recover:
-        stored = [(key, raw) for _, key, raw in feed.stage.dirty_records()]
-        again = new_stage()
+        stored = [(key, raw) for _, key, raw in feed.step.dirty_records()]
+        again = new_entity_step()
         again.recover(stored, {0})
         again.cell_messages()  # the recovered cells, re-sent in full
         feed = Feed(again, feed.offset)
-    counted = duplicates(feed.stage)
+    counted = duplicates(feed.step)
     assert feed.send(HISTORY, topic=BACKFILL) == []  # no DLQ: neither late nor conflicting
-    assert duplicates(feed.stage) - counted == len(HISTORY)
+    assert duplicates(feed.step) - counted == len(HISTORY)
     assert feed.cells() == {}  # no cell changed
 
 
@@ -95,5 +95,5 @@ def test_history_never_seen_counts_through_the_backfill() -> None:
     feed.send(LATER)
     assert feed.send([(CRM, envelope("call-0", "call.logged", "2026-03-01T09:00:00Z", rep_id="a"))],
                      topic=BACKFILL) == []
-    assert duplicates(feed.stage) == 0
+    assert duplicates(feed.step) == 0
     assert b"rep:a" in feed.cells()

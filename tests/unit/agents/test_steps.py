@@ -110,7 +110,7 @@ def test_a_keyed_topic_refuses_a_key_that_differs_from_the_data() -> None:
 # --- entities ---------------------------------------------------------------------------------
 
 
-def entity_stage() -> EntityStep:
+def entity_step() -> EntityStep:
     directory = RepDirectory()
     directory.place("a", "t1", "north")
     return EntityStep(decoder=decoder(Settings()), directory=directory, metrics=metrics(), tz="UTC",
@@ -122,17 +122,17 @@ def forwarded(partition: int, offset: int, value: bytes, source_offset: int, sou
     return Record("entity-events", partition, offset, b"rep:a", packed)
 
 
-def cells_by_scope(stage: EntityStep) -> dict[str, tuple[int, float, dict]]:
+def cells_by_scope(step: EntityStep) -> dict[str, tuple[int, float, dict]]:
     out = {}
-    for key, value in stage.cell_messages():
+    for key, value in step.cell_messages():
         cells = CELLS.decode(value)
         out[key.decode()] = (cells.partition, cells.newest_ts, cells.days)
     return out
 
 
-def test_the_entity_stage_counts_dedups_and_dead_letters_conflicts() -> None:
-    stage = entity_stage()
-    rejections = stage.process([
+def test_the_entity_step_counts_dedups_and_dead_letters_conflicts() -> None:
+    step = entity_step()
+    rejections = step.process([
         forwarded(1, 0, call("e1", duration_s=60), 100),
         forwarded(1, 1, call("e2", "2026-03-02T10:00:00Z"), 101),
         forwarded(1, 2, call("e1", duration_s=60), 102),  # re-sent: dropped silently
@@ -143,22 +143,22 @@ def test_the_entity_stage_counts_dedups_and_dead_letters_conflicts() -> None:
     meta = headers(rejections[0])
     assert (meta["kpi.source.topic"], meta["kpi.source.partition"], meta["kpi.source.offset"]) == (CRM, "3", "103")
     assert json.loads(rejections[0].value)["data"]["duration_s"] == 75
-    cells = cells_by_scope(stage)
+    cells = cells_by_scope(step)
     assert set(cells) == {"rep:a", "team:t1", "region:north", "global"}
     partition, newest, days = cells["team:t1"]
     assert partition == 1
     assert newest == datetime(2026, 3, 2, 10, tzinfo=timezone.utc).timestamp()
     assert days == {"2026-03-02": ({"calls": D(2)}, {})}
-    assert stage.cell_messages() == []  # nothing changed since
+    assert step.cell_messages() == []  # nothing changed since
 
 
-def test_the_entity_stage_recovers_its_own_partitions_and_skips_what_it_applied() -> None:
-    stage = entity_stage()
+def test_the_entity_step_recovers_its_own_partitions_and_skips_what_it_applied() -> None:
+    step = entity_step()
     batch = [forwarded(0, 0, call("e1"), 1), forwarded(1, 0, call("e2"), 2), forwarded(1, 1, call("e3"), 3)]
-    stage.process(batch)
-    stored = [(key, raw) for _, key, raw in stage.dirty_records()]
+    step.process(batch)
+    stored = [(key, raw) for _, key, raw in step.dirty_records()]
     assert {key for key, _ in stored if key.endswith(b"rep:a")} == {b"0|rep:a", b"1|rep:a"}  # per (partition, entity)
-    again = entity_stage()
+    again = entity_step()
     again.recover(stored, {1})  # this worker owns partition 1 only
     assert set(again.engines) == {1}
     # Every cell is re-sent after recovery: e2 and e3 of partition 1.
@@ -169,18 +169,18 @@ def test_the_entity_stage_recovers_its_own_partitions_and_skips_what_it_applied(
 
 
 def test_an_event_forwarded_again_is_a_replay_told_by_its_input_offset() -> None:
-    stage = entity_stage()
+    step = entity_step()
     first = [forwarded(1, 0, call("e1"), 100), forwarded(1, 1, call("e2"), 101, source_partition=0)]
-    stage.process(first)
+    step.process(first)
     # An edge that died before committing forwards input offsets 100.. again: later
     # entity-events offsets, the same input offsets. Replays, not duplicates; e3 is new
     # although its input offset is below the others', on another input partition.
     again = [forwarded(1, 7, call("e1"), 100), forwarded(1, 8, call("e2"), 101, source_partition=0),
              forwarded(1, 9, call("e3"), 50, source_partition=1)]
-    assert stage.process(again) == []
-    assert stage.metrics.replayed._value.get() == 2
-    assert stage.metrics.duplicates._value.get() == 0
-    assert cells_by_scope(stage)["rep:a"][2] == {"2026-03-02": ({"calls": D(3)}, {})}
+    assert step.process(again) == []
+    assert step.metrics.replayed._value.get() == 2
+    assert step.metrics.duplicates._value.get() == 0
+    assert cells_by_scope(step)["rep:a"][2] == {"2026-03-02": ({"calls": D(3)}, {})}
 
 
 # --- rollup -----------------------------------------------------------------------------------
@@ -196,25 +196,25 @@ def rollup_step() -> RollupStep:
     return RollupStep(ViewConfig(tz="UTC", stages=DEFAULT_STAGES, currency="EUR"))
 
 
-def published(stage: RollupStep) -> dict[str, float | None]:
-    return {r.key: r.value for r in stage.view.refresh(WALL)}
+def published(step: RollupStep) -> dict[str, float | None]:
+    return {r.key: r.value for r in step.view.refresh(WALL)}
 
 
 def test_the_rollup_step_sums_partitions_and_replaces_their_cells() -> None:
-    stage = rollup_step()
-    writes = stage.process([cell_message(0, source=0, calls=2), cell_message(1, source=1, calls=3)])
+    step = rollup_step()
+    writes = step.process([cell_message(0, source=0, calls=2), cell_message(1, source=1, calls=3)])
     assert [(p, key) for p, key, _ in writes] == [(2, b"2|rep:a|2026-03-02")]
-    assert published(stage)["calls|rep:a|day|2026-03-02T00:00:00Z"] == 5  # 2 + 3
-    stage.process([cell_message(2, source=0, calls=4)])  # partition 0's cell is now 4, not 2 + 4
-    assert published(stage)["calls|rep:a|week|2026-03-02T00:00:00Z"] == 7
-    stage.process([cell_message(2, source=0, calls=4)])  # re-read: harmless
-    assert published(stage) == {}
+    assert published(step)["calls|rep:a|day|2026-03-02T00:00:00Z"] == 5  # 2 + 3
+    step.process([cell_message(2, source=0, calls=4)])  # partition 0's cell is now 4, not 2 + 4
+    assert published(step)["calls|rep:a|week|2026-03-02T00:00:00Z"] == 7
+    step.process([cell_message(2, source=0, calls=4)])  # re-read: harmless
+    assert published(step) == {}
 
 
 def test_the_rollup_step_recovers_from_its_table_writes() -> None:
-    stage = rollup_step()
-    writes = stage.process([cell_message(0, source=0, calls=2), cell_message(1, source=1, calls=3)])
-    before = published(stage)
+    step = rollup_step()
+    writes = step.process([cell_message(0, source=0, calls=2), cell_message(1, source=1, calls=3)])
+    before = published(step)
     again = rollup_step()
     again.recover([(key, value) for _, key, value in writes], {2})
     # Everything is published again, with the same numbers and windows; after a restart the
@@ -244,16 +244,16 @@ def test_the_input_sources_are_every_partition_the_metadata_knows() -> None:
     assert input_sources(consumer, (CRM, BILLING, "unknown.topic")) == {f"{CRM}|0", f"{CRM}|1", f"{BILLING}|0"}
 
 
-def test_the_entity_stage_holds_orphans_while_an_input_partition_is_silent_then_lets_them_go() -> None:
-    stage = entity_stage()
-    stage.inputs_of = lambda: frozenset({f"{CRM}|3", f"{CRM}|4"})  # forwarded() records come from CRM partition 3
+def test_the_entity_step_holds_orphans_while_an_input_partition_is_silent_then_lets_them_go() -> None:
+    step = entity_step()
+    step.inputs_of = lambda: frozenset({f"{CRM}|3", f"{CRM}|4"})  # forwarded() records come from CRM partition 3
     win = envelope("w", "opportunity.won", "2026-03-01T09:00:00Z", opportunity_id="o-1", rep_id="a",
                    amount="100", currency="EUR")
     later = envelope("c", "call.logged", "2026-03-10T09:00:00Z", rep_id="a")
-    rejected = stage.process([forwarded(0, 0, win, 0), forwarded(0, 1, later, 1)], WALL)
-    assert rejected == [] and stage.held() == 1
-    assert stage.engines[0].awaited == [f"{CRM}|4"]
-    assert stage.expect_inputs(WALL + stage.input_patience_s - 1) is False
-    assert stage.expect_inputs(WALL + stage.input_patience_s) is True  # partition 4 stayed empty
-    assert [r.reason for r in stage.process([])] == ["orphaned"]
-    assert stage.held() == 0
+    rejected = step.process([forwarded(0, 0, win, 0), forwarded(0, 1, later, 1)], WALL)
+    assert rejected == [] and step.held() == 1
+    assert step.engines[0].awaited == [f"{CRM}|4"]
+    assert step.expect_inputs(WALL + step.input_patience_s - 1) is False
+    assert step.expect_inputs(WALL + step.input_patience_s) is True  # partition 4 stayed empty
+    assert [r.reason for r in step.process([])] == ["orphaned"]
+    assert step.held() == 0

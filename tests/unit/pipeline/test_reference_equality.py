@@ -1,4 +1,4 @@
-"""The worker's stages in process give what the offline reference computes: simulated traffic and the real CRM export.
+"""The worker's steps in process give what the offline reference computes: simulated traffic and the real CRM export.
 
 No broker and no clock: seeded traffic with fixed dates goes through tests.inprocess, and
 every published record is compared with tests.oracle.reference.

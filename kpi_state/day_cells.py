@@ -31,6 +31,35 @@ def _key(component: str, dims: tuple[tuple[str, str], ...]) -> str:
     return key
 
 
+# Cells of past days are stored packed: (component keys, total, total, ...), the keys a sorted
+# tuple shared by every cell holding the same components. A dict per cell cost about four
+# times as much, and the cells of every past (scope, day) are most of an engine's memory
+# (docs/BENCHMARKS.md, sixth round); old days still change now and then (a win counts on
+# its opportunity's creation day), so a packed cell is unpacked when it is touched.
+_LAYOUTS: dict[tuple[str, ...], tuple[str, ...]] = {}
+Packed = tuple  # (keys, *totals)
+
+
+def _pack(values: dict[str, Any]) -> Packed:
+    keys = tuple(sorted(k for k, v in values.items() if v != 0))
+    layout = _LAYOUTS.get(keys)
+    if layout is None:
+        layout = _LAYOUTS[keys] = keys
+    return (layout, *(values[k] for k in layout))
+
+
+def _unpack(packed: Packed) -> dict[str, Any]:
+    return dict(zip(packed[0], packed[1:]))
+
+
+def _items(stored: dict[str, Any] | Packed | None) -> Iterable[tuple[str, Any]]:
+    if stored is None:
+        return ()
+    if type(stored) is dict:
+        return stored.items()
+    return zip(stored[0], stored[1:])
+
+
 def as_decimal(value: Any) -> Decimal:
     if isinstance(value, Decimal):
         return value
@@ -53,7 +82,10 @@ class DayCells:
         self.directory = directory
         # Counts stay ints (small ones are shared objects), money and days Decimal; both
         # leave as Decimal, so the sums are exactly those of Decimals.
-        self.values: dict[Cell, dict[str, int | Decimal]] = {}
+        # A cell of the newest day seen is a dict; older ones are packed once taken (`_pack`).
+        self.values: dict[Cell, dict[str, int | Decimal] | Packed] = {}
+        self.newest_day = ""
+        self._open: set[Cell] = set()  # cells stored as a dict, packed once their day is past
         self.members: dict[Cell, dict[str, Counter[str]]] = {}
         self.dirty: set[Cell] = set()
         # Contributions last applied per entity, for entities updated by replacement.
@@ -79,10 +111,14 @@ class DayCells:
         dirty_add = self.dirty.add
         all_values = self.values
         keys = _KEYS
+        open_add = self._open.add
+        newest = self.newest_day
         for c in contributions:
             key = keys.get((c.component, c.dims)) or _key(c.component, c.dims)
             value = c.value if type(c.value) is int else as_decimal(c.value)
             day = c.day
+            if day > newest:
+                newest = self.newest_day = day
             if sign < 0:
                 value = -value
             if c.distinct is not None:
@@ -94,7 +130,12 @@ class DayCells:
                 values = all_values.get(cell)
                 if values is None:
                     # One day string for every cell of that day (they are many: scopes × days).
-                    values = all_values[(scope, sys.intern(day))] = {}
+                    cell = (scope, sys.intern(day))
+                    values = all_values[cell] = {}
+                    open_add(cell)
+                elif type(values) is tuple:
+                    values = all_values[cell] = _unpack(values)
+                    open_add(cell)
                 values[key] = values.get(key, 0) + value
 
     def _count_member(self, scopes: tuple[str, ...], day: str, key: str, member: str, sign: int) -> None:
@@ -112,6 +153,7 @@ class DayCells:
         self.values.clear()
         self.members.clear()
         self.by_entity.clear()
+        self._open.clear()
 
     def mark_all_dirty(self) -> None:
         self.dirty |= set(self.values) | set(self.members)
@@ -119,12 +161,20 @@ class DayCells:
     def take_dirty(self) -> dict[Cell, CellUpdate]:
         """Absolute content of every changed cell (empty cells included, so they clear)."""
         out: dict[Cell, CellUpdate] = {}
+        newest = self.newest_day
         for cell in self.dirty:
-            values = {k: as_decimal(v) for k, v in self.values.get(cell, {}).items() if v != 0}
+            stored = self.values.get(cell)
+            values = {k: as_decimal(v) for k, v in _items(stored) if v != 0}
             members = {k: sorted(ids) for k, ids in self.members.get(cell, {}).items() if ids}
             out[cell] = CellUpdate(values, members)
             if not values and not members:
                 self.values.pop(cell, None)
                 self.members.pop(cell, None)
+        # Snapshots ("" days) and the newest day change all the time: only past days are packed.
+        for cell in [cell for cell in self._open if cell[1] and cell[1] < newest]:
+            self._open.discard(cell)
+            stored = self.values.get(cell)
+            if type(stored) is dict:
+                self.values[cell] = _pack(stored)
         self.dirty.clear()
         return out

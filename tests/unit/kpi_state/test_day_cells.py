@@ -118,3 +118,25 @@ def test_clear_marks_every_cell_that_held_something() -> None:
     dirty = c.take_dirty()
     assert dirty[("rep:a", MON)] == CellUpdate({}, {})
     assert len(dirty) == 4
+
+
+def test_a_past_days_cell_is_packed_once_taken_and_keeps_counting_exactly() -> None:
+    c = cells()
+    c.apply([created("a", MON), Contribution("bookings", ("rep", "a"), MON, (), D("10.50")),
+             Contribution("won", ("rep", "a"), MON, (), 1)])
+    c.take_dirty()
+    c.apply([created("b", TUE)])  # Tuesday is now the newest day: Monday's cells get packed
+    c.take_dirty()
+    monday = c.values[("rep:a", MON)]
+    assert type(monday) is tuple  # no dict per past cell: most of an engine's memory
+    assert type(c.values[("rep:b", TUE)]) is dict
+    # Monday changes again (a late win, a withdrawal): the totals go on from where they were,
+    # and a component back at zero leaves the cell.
+    c.apply([Contribution("bookings", ("rep", "a"), MON, (), D("2.25")), Contribution("won", ("rep", "a"), MON, (), -1)])
+    dirty = c.take_dirty()
+    assert dirty[("rep:a", MON)] == CellUpdate({"opportunities_created": D(1), "bookings": D("12.75")}, {})
+    assert dirty[("team:t1", MON)].values == {"opportunities_created": D(1), "bookings": D("12.75")}
+    # Emptied entirely, a packed cell still goes out empty and is dropped.
+    c.apply([created("a", MON), Contribution("bookings", ("rep", "a"), MON, (), D("12.75"))], -1)
+    assert c.take_dirty()[("rep:a", MON)] == CellUpdate({}, {})
+    assert ("rep:a", MON) not in c.values

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 from agents.dead_letter import Rejection, header_list, reject
 from exporters.pipeline_metrics import PipelineMetrics
 from kpi_state.errors import InvalidEvent
-from kpi_state.routing import entity_key
+from kpi_state.routing import entity_key, partition_name
 from kpi_state.stream_clock import StreamClock
 from streams.decode import Decoder
 from kpi_state.codec import FORWARDED, Forwarded
@@ -62,7 +62,7 @@ class Edge:
                 field = self.keyed_by.get(record.topic)
                 if field and record.key is not None and record.key != getattr(event, field).encode():
                     raise InvalidEvent("key_mismatch", f"the record key differs from data.{field}")
-                self.clock.check(f"{record.topic}|{record.partition}", event.ts, wall_now,
+                self.clock.check(partition_name(record.topic, record.partition), event.ts, wall_now,
                                  late_allowed=record.topic in self.history)
             except InvalidEvent as exc:
                 rejections.append(self._reject(record, exc.reason, exc.detail))

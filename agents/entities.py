@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +12,7 @@ from exporters.pipeline_metrics import PipelineMetrics
 from kpi_state.directory import RepDirectory
 from kpi_state.errors import InvalidEvent
 from kpi_state.partition_engine import APPLIED, PartitionEngine
-from kpi_state.routing import entity_key, fingerprint
+from kpi_state.routing import entity_key, fingerprint, partition_name
 from streams.decode import Decoder
 from kpi_state.codec import CELLS, FORWARDED, Cells
 
@@ -36,7 +35,7 @@ def split_table_key(key: bytes) -> tuple[int, bytes]:
 def input_sources(consumer: Any, topics: tuple[str, ...]) -> frozenset[str]:
     """`topic|partition` of every partition of `topics` the consumer's metadata knows."""
     return frozenset(
-        f"{topic}|{partition}" for topic in topics for partition in consumer.partition_ids(topic)
+        partition_name(topic, partition) for topic in topics for partition in consumer.partition_ids(topic)
     )
 
 
@@ -97,11 +96,11 @@ class EntityStep:
             where = (original.topic, original.partition)
             origin = origins.get(where)
             if origin is None:
-                origin = origins[where] = sys.intern(f"{original.topic}|{original.partition}")
+                origin = origins[where] = partition_name(original.topic, original.partition)
             try:
                 # Replays are told by the input offset, never the entity-events one: the
-                # same event forwarded twice (an edge restarted) or handed over in process
-                # has the same input offset (kpi_state.entity.EntityRecord).
+                # same event forwarded twice (an edge restarted) has the same input offset
+                # (kpi_state.entity.EntityRecord).
                 outcome = engine.apply(
                     entity_key(event), event, original.offset, fingerprint(event), message.value,
                     None if original.topic == self.backfill_topic else origin, origin,

@@ -48,10 +48,6 @@ def _pack(values: dict[str, Any]) -> Packed:
     return (layout, *(values[k] for k in layout))
 
 
-def _unpack(packed: Packed) -> dict[str, Any]:
-    return dict(zip(packed[0], packed[1:]))
-
-
 def _items(stored: dict[str, Any] | Packed | None) -> Iterable[tuple[str, Any]]:
     if stored is None:
         return ()
@@ -134,7 +130,7 @@ class DayCells:
                     values = all_values[cell] = {}
                     open_add(cell)
                 elif type(values) is tuple:
-                    values = all_values[cell] = _unpack(values)
+                    values = all_values[cell] = dict(_items(values))
                     open_add(cell)
                 values[key] = values.get(key, 0) + value
 

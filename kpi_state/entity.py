@@ -43,9 +43,8 @@ class EntityRecord(msgspec.Struct, array_like=True):
     in the same value as the state makes each changelog record self-contained: after a
     crash, events at or below the offset applied from their input partition are known to be
     in `body`. Offsets are the input record's (`origin` is its `topic|partition`), never
-    an internal topic's: an event reaches its entity in the order of its input partition
-    whichever way it came (through the entity-events topic, again after an edge restarted,
-    or handed over in process), so the same basis holds for all of them.
+    an internal topic's: an event reaches its entity in the order of its input partition,
+    the first time and again after an edge restarted, so the same basis holds for both.
     """
 
     kind: str

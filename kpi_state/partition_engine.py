@@ -226,8 +226,7 @@ class PartitionEngine:
             clock = ENGINE_CLOCK.decode(raw)
             self.now, self.sources = clock.now, dict(clock.sources)
             return
-        record = ENTITY_RECORD.decode(raw)
-        record.applied_origin = sys.intern(record.applied_origin)  # a few names, shared
+        record = _decoded(raw)
         if record.body:
             state = KINDS[record.kind].decode(record.body)
             if self._settled(record, state):
@@ -273,8 +272,7 @@ class PartitionEngine:
         return None if state is None or knows is None else lambda event_id: knows(state, event_id)
 
     def _thaw(self, key: bytes) -> None:
-        record = ENTITY_RECORD.decode(self.cold.pop(key))
-        record.applied_origin = sys.intern(record.applied_origin)
+        record = _decoded(self.cold.pop(key))
         self.states[key] = KINDS[record.kind].decode(record.body)
         record.body = b""
         self.records[key] = record
@@ -316,3 +314,9 @@ class PartitionEngine:
             self._day_start, self._day_end = period_bounds(day, "day", self.tz)
             self._day = day.isoformat()
         return self._day
+
+
+def _decoded(raw: bytes) -> EntityRecord:
+    record = ENTITY_RECORD.decode(raw)
+    record.applied_origin = sys.intern(record.applied_origin)  # a few names, shared by many records
+    return record

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 
 import msgspec
 
@@ -31,6 +32,11 @@ def entity_key(event: Event) -> bytes:
     if isinstance(event, SpendRecorded):
         return b"spend:" + (event.team_id or "-").encode()
     return b"rep:" + event.rep_id.encode()  # type: ignore[union-attr]
+
+
+def partition_name(topic: str, partition: int) -> str:
+    """`topic|partition`: how the lateness check, the watermark and replay detection name an input partition."""
+    return sys.intern(f"{topic}|{partition}")
 
 
 _encoder = msgspec.msgpack.Encoder()

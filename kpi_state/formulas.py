@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import NamedTuple
 
 from kpi_state.calendar import period_bounds, previous_period_date
 from kpi_state.rollup import ROLLING_DAYS, Totals
@@ -13,9 +13,11 @@ from kpi_state.rollup import ROLLING_DAYS, Totals
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True)
-class KpiResult:
+class KpiResult(NamedTuple):
     """One KPI value before it becomes a record: value is None when the denominator is 0."""
+
+    # A tuple, not a frozen dataclass: hundreds of thousands are made per flush of a
+    # replayed history, and a frozen dataclass sets each field through object.__setattr__.
 
     kpi: str
     dims: tuple[tuple[str, str], ...]

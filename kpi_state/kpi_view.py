@@ -88,6 +88,7 @@ class KpiView:
         self._republish_wanted = False
         self._republishing = False
         self._day_only: set[Series] = set()  # `all` series only the newest day moved
+        self._bounds_cache: dict[tuple, tuple[str | None, str | None]] = {}
 
     def refresh(self, updated_at: float) -> list[KpiValue]:
         """Records of every KPI that changed since the last refresh (all of them at once)."""
@@ -171,7 +172,7 @@ class KpiView:
                 None if result.numerator is None else float(result.numerator), denominator,
                 currency if unit == "money" else unit, status, dict(dims), stamp,
             )
-            key = record.__dict__["key"] = kpi + key_middle + dims_suffix(dims)
+            key = record.__dict__["key"] = kpi + key_middle + (dims_suffix(dims) if dims else "")
             self.latest[key] = record
             out.append(record)
         if out:
@@ -276,14 +277,25 @@ class KpiView:
         return [r for r in self.latest.values() if r.window in starts and r.window_start == starts[r.window]]
 
     def _bounds(self, window: str, start: str) -> tuple[str | None, str | None]:
+        # Asked once per series and flush, for a few thousand distinct answers: a calendar
+        # period's bounds depend on its start alone, a rolling window's on the newest day.
+        key = (window, start) if window in CALENDAR_WINDOWS else (window, self.rollup.newest_day)
+        bounds = self._bounds_cache.get(key)
+        if bounds is None:
+            if len(self._bounds_cache) >= 100_000:
+                self._bounds_cache.clear()
+            bounds = self._bounds_cache[key] = self._bounds_of(window, start)
+        return bounds
+
+    def _bounds_of(self, window: str, start: str) -> tuple[str | None, str | None]:
         tz = self.config.tz
         if window in CALENDAR_WINDOWS:
             if not start:
                 return None, None
             lo, hi = period_bounds(date.fromisoformat(start), window, tz)
             return iso_utc(lo), iso_utc(hi)
-        newest_day, newest_ts = self.rollup.newest_day, self.rollup.newest_ts
-        if newest_day is None or newest_ts is None:
+        newest_day = self.rollup.newest_day
+        if newest_day is None:
             return None, None
         if window in ROLLING_DAYS:
             # Whole local days, up to and including the newest event's day.

@@ -123,8 +123,7 @@ class PartitionEngine:
                 if kind.stateless_cells:
                     # Contributions that depend on the state alone are derived again from
                     # the state before and after, rather than kept for every entity.
-                    self.cells.apply(before, -1)
-                    self.cells.apply(self._contributions(key, state), +1)
+                    self.cells.apply_change(before, self._contributions(key, state))
                 else:
                     self._refresh(key)
         # Every judged id is remembered: a re-sent copy is a duplicate, whatever the verdict.
@@ -189,15 +188,19 @@ class PartitionEngine:
             # never see another event that would prune them).
             self.records[key].forget_before(watermark - self.horizon, self._knows(key))
             kind = KINDS[self.records[key].kind]
-            before = self._contributions(key, state) if kind.stateless_cells else None
+            # Only held events can be orphaned: an entity holding none keeps its cells, and
+            # deriving its contributions for nothing cost most of a settling.
+            held = kind.held(state)
+            before = self._contributions(key, state) if kind.stateless_cells and held else None
             orphaned = kind.expire(state, watermark - self.lateness, self.stages)
             if orphaned:
                 self.dead.extend(orphaned)
-                if before is None:
+                if not kind.stateless_cells:
                     self._refresh(key)
+                elif before is None:  # orphans come from held events alone (see above)
+                    raise AssertionError(f"{key!r} orphaned events it did not hold")
                 else:
-                    self.cells.apply(before, -1)
-                    self.cells.apply(self._contributions(key, state), +1)
+                    self.cells.apply_change(before, self._contributions(key, state))
             self.dirty.add(key)  # settled events keep no record: persist the smaller state
             self._settle_later(key)
 

@@ -140,3 +140,30 @@ def test_a_past_days_cell_is_packed_once_taken_and_keeps_counting_exactly() -> N
     c.apply([created("a", MON), Contribution("bookings", ("rep", "a"), MON, (), D("12.75"))], -1)
     assert c.take_dirty()[("rep:a", MON)] == CellUpdate({}, {})
     assert ("rep:a", MON) not in c.values
+
+
+
+def test_apply_change_counts_as_the_old_contributions_out_and_the_new_in() -> None:
+    staged = Contribution("stage_entered", ("rep", "a"), MON, (("stage", "demo"),))
+    bookings = Contribution("bookings", ("rep", "a"), TUE, (), D("120.50"))
+    before = [created("a", MON), staged, staged]
+    after = [created("a", MON), staged, bookings]
+    by_hand, by_change = cells(), cells()
+    for c in (by_hand, by_change):
+        c.apply(before)
+        c.take_dirty()
+    by_hand.apply(before, -1)
+    by_hand.apply(after, +1)
+    by_change.apply_change(before, after)
+    assert by_change.take_dirty() == by_hand.take_dirty()
+    assert by_change.take_dirty() == {}
+
+
+def test_apply_change_leaves_the_cells_of_unchanged_contributions_alone() -> None:
+    c = cells()
+    kept = [created("a", MON)]
+    c.apply(kept)
+    c.take_dirty()
+    c.apply_change(kept, kept + [Contribution("bookings", ("rep", "a"), TUE, (), D("99"))])
+    assert set(c.take_dirty()) == {(scope, TUE) for scope in ("rep:a", "team:t1", "region:north", "global")}
+    assert c.take_dirty() == {}

@@ -109,12 +109,8 @@ class DayCells:
             self.apply(after, +1)
             return
         gone, came = Counter(before), Counter(after)
-        for shared in gone.keys() & came.keys():
-            both = min(gone[shared], came[shared])
-            gone[shared] -= both
-            came[shared] -= both
-        self.apply(gone.elements(), -1)
-        self.apply(came.elements(), +1)
+        self.apply((gone - came).elements(), -1)
+        self.apply((came - gone).elements(), +1)
 
     def apply(self, contributions: Iterable[Contribution], sign: int = 1) -> None:
         # The hottest loop of the entity step (four cells per activity event): lookups are

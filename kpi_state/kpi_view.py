@@ -172,7 +172,7 @@ class KpiView:
                 None if result.numerator is None else float(result.numerator), denominator,
                 currency if unit == "money" else unit, status, dict(dims), stamp,
             )
-            key = record.__dict__["key"] = kpi + key_middle + (dims_suffix(dims) if dims else "")
+            key = record.__dict__["key"] = kpi + key_middle + dims_suffix(dims)
             self.latest[key] = record
             out.append(record)
         if out:

@@ -51,6 +51,8 @@ _SUFFIXES: dict[tuple[tuple[str, str], ...], str] = {}
 
 def dims_suffix(dims: tuple[tuple[str, str], ...]) -> str:
     """The `|name=value` part of a key or field, names sorted (a few dozen distinct: cached)."""
+    if not dims:
+        return ""  # most KPIs have none: no lookup for them
     suffix = _SUFFIXES.get(dims)
     if suffix is None:
         suffix = "".join(f"|{name}={value}" for name, value in sorted(dims))

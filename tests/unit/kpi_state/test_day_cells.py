@@ -142,7 +142,6 @@ def test_a_past_days_cell_is_packed_once_taken_and_keeps_counting_exactly() -> N
     assert ("rep:a", MON) not in c.values
 
 
-
 def test_apply_change_counts_as_the_old_contributions_out_and_the_new_in() -> None:
     staged = Contribution("stage_entered", ("rep", "a"), MON, (("stage", "demo"),))
     bookings = Contribution("bookings", ("rep", "a"), TUE, (), D("120.50"))

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agents.bundles import bundle, bundle_placed, unbundle
+from agents.bundles import bundle, bundle_placed, partition_for, unbundle
 from agents.dead_letter import Rejection
 from agents.edge import Edge
 from agents.entities import EntityStep
 from agents.rollup_step import RollupStep
+from kpi_state.codec import PROGRESS_KEY
 
 
 class Output(Protocol):
@@ -46,17 +47,32 @@ async def dead_letter(out: Output, topic: str, rejections: list[Rejection]) -> N
 
 
 async def edge_batch(edge: Edge, records: list[Any], out: Output, topics: StepTopics, wall_now: float) -> None:
-    """Check input records; dead letters, then the events bundled by entity partition, then
-    the input partitions' stream times, all on the broker before the batch counts as done."""
+    """Check input records; dead letters, then the events bundled by entity partition, each
+    partition's bundle ending with the input partitions' new stream times (so an entity
+    partition none of their events went to still hears how far they are), then those stream
+    times for the edge's own recovery, all on the broker before the batch counts as done."""
     forwards, rejections = edge.process(records, wall_now)
     await dead_letter(out, topics.dlq, rejections)
-    await send_bundles(out, topics.entity_events, bundle(forwards, topics.partitions))
-    for name, newest in edge.clock.take_changed().items():
+    changed = edge.clock.take_changed()
+    await send_bundles(out, topics.entity_events, bundle_placed(forwarded_items(edge, forwards, changed, topics.partitions)))
+    for name, newest in changed.items():
         await out.send(
             topics.stream_time_state, name.encode(), repr(newest).encode(),
             partition=int(name.rsplit("|", 1)[1]),
         )
     await out.flush()
+
+
+def forwarded_items(
+    edge: Edge, forwards: list[tuple[bytes, bytes]], changed: dict[str, float], partitions: int,
+) -> list[tuple[int, bytes, bytes]]:
+    """(entity partition, key, value): each event on its entity's partition, then a Progress
+    item on every partition, after the events it vouches for."""
+    items = [(partition_for(key, partitions), key, value) for key, value in forwards]
+    progress = edge.progress(changed)
+    if progress is not None:
+        items += [(partition, PROGRESS_KEY, progress) for partition in range(partitions)]
+    return items
 
 
 async def send_bundles(out: Output, topic: str, bundles: list[tuple[int, bytes]]) -> None:

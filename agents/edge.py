@@ -10,7 +10,7 @@ from kpi_state.errors import InvalidEvent
 from kpi_state.routing import entity_key, partition_name
 from kpi_state.stream_clock import StreamClock
 from streams.decode import Decoder
-from kpi_state.codec import FORWARDED, Forwarded
+from kpi_state.codec import FORWARDED, PROGRESS, PROGRESS_KEY, Forwarded, Progress
 
 CRM_TYPES = frozenset({
     "call.logged", "email.sent", "meeting.booked", "demo.completed", "prospect.contacted",
@@ -74,6 +74,14 @@ class Edge:
         for topic, count in counted.items():  # once per batch: labels() costs more than the event
             self.metrics.events_in.labels(topic).inc(count)
         return forwards, rejections
+
+    def progress(self, changed: dict[str, float]) -> bytes | None:
+        """The live input partitions' new stream times as one Progress item, None if none moved.
+
+        History's partitions are left out: they never hold the watermark back.
+        """
+        live = {name: ts for name, ts in changed.items() if name.rsplit("|", 1)[0] not in self.history}
+        return PROGRESS.encode(Progress(live)) if live else None
 
     def _reject(self, record: SourceRecord, reason: str, detail: str) -> Rejection:
         self.metrics.events_rejected.labels(reason).inc()

@@ -14,7 +14,7 @@ from kpi_state.errors import InvalidEvent
 from kpi_state.partition_engine import APPLIED, PartitionEngine
 from kpi_state.routing import entity_key, fingerprint, partition_name
 from streams.decode import Decoder
-from kpi_state.codec import CELLS, FORWARDED, Cells
+from kpi_state.codec import CELLS, FORWARDED, PROGRESS, PROGRESS_KEY, Cells
 
 from kpi_state.entity import DUPLICATE, HELD, REPLAYED
 
@@ -84,6 +84,9 @@ class EntityStep:
         duplicates = replayed = 0
         origins = self._origins
         for message in messages:
+            if message.key == PROGRESS_KEY:  # an edge's stream times, no event
+                self.engine(message.partition).heard(PROGRESS.decode(message.value).newest)
+                continue
             original = FORWARDED.decode(message.value)
             event = original.event
             if event is None:  # forwarded by an edge that did not carry the decoded event

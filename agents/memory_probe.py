@@ -41,6 +41,7 @@ class Message:
 
     partition: int
     offset: int
+    key: bytes
     value: bytes
 
 
@@ -170,7 +171,7 @@ class Feeder:
         partition = zlib.crc32(entity) % self.partitions
         forwarded = Forwarded(None, value, [], CRM, source, self.inputs[source], None)
         self.inputs[source] += 1
-        self.batch.append(Message(partition, self.offsets[partition], FORWARDED.encode(forwarded)))
+        self.batch.append(Message(partition, self.offsets[partition], entity, FORWARDED.encode(forwarded)))
         self.offsets[partition] += 1
         self.events += 1
         if len(self.batch) >= BATCH:

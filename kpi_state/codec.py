@@ -57,6 +57,22 @@ class Forwarded(msgspec.Struct, array_like=True):
     event: Event | None = None
 
 
+class Progress(msgspec.Struct, array_like=True):
+    """How far the edge has read its input partitions: `topic|partition` → newest event time.
+
+    Sent to every entity partition, after the batch's events, so that a partition whose
+    events all went elsewhere still counts for each engine's watermark (the edge rejects
+    anything later than the lateness limit behind these times).
+    """
+
+    newest: dict[str, float]
+
+
+# The key of an entity-events item that is a Progress, not an event: no entity key is
+# empty (kpi_state.routing.entity_key).
+PROGRESS_KEY = b""
+
+
 class Bundle(msgspec.Struct, array_like=True):
     """Many (key, value) records of one internal-topic partition in one Kafka record.
 
@@ -166,6 +182,7 @@ class HistoryCodec:
 # Internal topics.
 BUNDLE = Codec(Bundle)  # the Kafka record of both internal topics
 FORWARDED = Codec(Forwarded)  # kpi.internal entity events
+PROGRESS = Codec(Progress)  # the entity-events items keyed PROGRESS_KEY (agents.edge)
 CELLS = Codec(Cells)  # partial day cells, entity step → rollup step
 # The entity step's state topic: an envelope per entity, its body in the kind's own codec.
 ENTITY_RECORD = Codec(EntityRecord)

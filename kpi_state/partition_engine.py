@@ -136,6 +136,16 @@ class PartitionEngine:
             self._clock_dirty = True
         return outcome
 
+    def heard(self, newest: dict[str, float]) -> None:
+        """Input partitions' stream times from an edge: sources of the watermark even when
+        none of their events came here (what an edge lets through is never later than the
+        lateness limit behind them)."""
+        sources = self.sources
+        for source, ts in newest.items():
+            if ts > sources.get(source, float("-inf")):
+                sources[source] = ts
+                self._clock_dirty = True
+
     def take_dead(self) -> list[Withdrawn]:
         dead, self.dead = self.dead, []
         return dead

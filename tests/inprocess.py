@@ -20,6 +20,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from agents.batches import forwarded_items
 from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
 from agents.entities import EntityStep
 from agents.rollup_step import RollupStep
@@ -204,8 +205,8 @@ def run_pipeline(
             records.append(Record(item.topic, item.partition, offset, item.key, item.value, timestamp=int(stamp * 1000)))
         forwards, rejections = edge.process(records, wall_now)
         dlq.extend((_event_id(r.value), r.reason) for r in rejections)
-        for key, value in forwards:
-            entity_events.append(key, value)
+        for partition, key, value in forwarded_items(edge, forwards, edge.clock.take_changed(), settings.partitions):
+            entity_events.items[partition].append((key, value))
         entity_step()
         flush()
     return Outcome(latest, dlq)

@@ -53,7 +53,7 @@ class Feed:
             at = self.source_offsets.get(source, 0)
             self.source_offsets[source] = at + 1
             packed = FORWARDED.encode(Forwarded(None, value, [], source, 0, at, 1_000))
-            batch.append(Record("entity-events", 0, self.offset, b"", packed))
+            batch.append(Record("entity-events", 0, self.offset, b"entity", packed))
             self.offset += 1
         return [r.reason for r in self.step.process(batch)]
 

@@ -8,6 +8,8 @@ from decimal import Decimal as D
 
 from prometheus_client import CollectorRegistry
 
+from agents.batches import forwarded_items
+from agents.bundles import partition_for
 from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
 from agents.entities import EntityStep, input_sources
 from agents.rollup_step import RollupStep
@@ -16,7 +18,7 @@ from kpi_state.day_cells import CellUpdate
 from kpi_state.directory import RepDirectory
 from kpi_state.kpi_view import ViewConfig
 from kpi_state.stream_clock import StreamClock
-from kpi_state.codec import CELLS, FORWARDED, Cells, Forwarded
+from kpi_state.codec import CELLS, FORWARDED, PROGRESS_KEY, Cells, Forwarded
 from streams.settings import DEFAULT_STAGES
 from tests.inprocess import BILLING, CRM, Record, Settings, decoder
 
@@ -257,3 +259,31 @@ def test_the_entity_step_holds_orphans_while_an_input_partition_is_silent_then_l
     assert step.expect_inputs(WALL + step.input_patience_s) is True  # partition 4 stayed empty
     assert [r.reason for r in step.process([])] == ["orphaned"]
     assert step.held() == 0
+
+
+def test_every_entity_partition_hears_how_far_each_input_partition_is_even_without_its_events() -> None:
+    # One call on CRM partition 1: its event goes to one entity partition, its stream time to all four.
+    edge_ = edge()
+    forwards, _ = edge_.process([Record(CRM, 1, 0, None, call("e1", "2026-03-02T09:00:00Z"))], WALL)
+    items = forwarded_items(edge_, forwards, edge_.clock.take_changed(), 4)
+    event_partition = partition_for(b"rep:a", 4)
+    assert [(p, key) for p, key, _ in items] == [(event_partition, b"rep:a")] + [(p, PROGRESS_KEY) for p in range(4)]
+    step = entity_step()
+    step.inputs_of = lambda: frozenset({f"{CRM}|1"})
+    records = [Record("entity-events", p, n, key, value) for n, (p, key, value) in enumerate(items)]
+    assert step.process(records, WALL) == []
+    called = datetime(2026, 3, 2, 9, tzinfo=timezone.utc).timestamp()
+    for partition in range(4):  # no engine waits for CRM partition 1: each knows where it stands
+        engine = step.engines[partition]
+        assert engine.awaited == [] and engine.watermark == called
+    assert step.engines[event_partition].now == called
+    assert {p: e.now for p, e in step.engines.items() if p != event_partition} == dict.fromkeys(
+        set(range(4)) - {event_partition})  # a stream time is no event: the engines' clocks stay
+
+
+def test_history_and_unmoved_partitions_send_no_progress() -> None:
+    history = Edge(decoder(Settings()), StreamClock(7 * DAY, 300), metrics(),
+                   {CRM: CRM_TYPES, "events.backfill": CRM_TYPES}, history=frozenset({"events.backfill"}))
+    forwards, _ = history.process([Record("events.backfill", 0, 0, None, call("h1"))], WALL)
+    assert [key for _, key, _ in forwarded_items(history, forwards, history.clock.take_changed(), 4)] == [b"rep:a"]
+    assert history.progress({}) is None

@@ -269,3 +269,20 @@ def test_a_first_judgement_starts_a_quarter_behind_the_watermark_not_at_the_firs
     days = complete_days(None, at("2026-11-20T09:00:00"), "UTC", date(2016, 10, 20))
     assert days[0] == date(2026, 8, 19) and days[-1] == date(2026, 11, 19)  # 92 days back
     assert complete_days(date(2026, 11, 18), at("2026-11-20T09:00:00"), "UTC", date(2016, 10, 20)) == [date(2026, 11, 19)]
+
+
+def test_an_input_partition_heard_of_through_an_edge_holds_the_watermark_at_its_stream_time() -> None:
+    # crm.events|1 sent nothing here, but its edge says how far it is: it is not waited for,
+    # it counts for the watermark at that time, and it only ever moves forward.
+    e, other = holding_a_win_far_behind()
+    inputs = frozenset({"crm.events|0", "crm.events|1"})
+    e.heard({"crm.events|1": T0})
+    assert e.expect(inputs, wall_now=1000.0, patience_s=10) is False
+    assert e.awaited == [] and e.watermark == T0
+    e.advance(other.ts)
+    assert e.take_dead() == []  # an event of crm.events|1 from T0 − lateness on may still match the win
+    e.heard({"crm.events|1": other.ts})
+    e.heard({"crm.events|1": T0})  # an older progress (a replayed batch) moves nothing back
+    assert e.watermark == other.ts
+    e.advance(other.ts)
+    assert [dead.raw for dead in e.take_dead()] == [b"w"]

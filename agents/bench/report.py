@@ -30,13 +30,20 @@ def _fmt(value: Any, unit: str) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _spread(runs: list[float] | None) -> str:
+    """`; median of 3 runs (lowest–highest/s)`, or nothing for a single run."""
+    if not runs or len(runs) < 2:
+        return ""
+    return f"; median of {len(runs)} runs ({min(runs):,.0f}–{max(runs):,.0f}/s)"
+
+
 def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(measurement, value, unit, note) for every number in `results`."""
     out: list[tuple[str, str, str, str]] = []
     a, b = results.get("a"), results.get("b")
     if a:
         out.append(("(a) plain consumer + JSON decode", _fmt(a["rate"], "events/s"), "events/s",
-                    f"{a['events']:,} events in {a['seconds']:.2f} s"))
+                    f"{a['events']:,} events in {a['seconds']:.2f} s" + _spread(a.get("runs"))))
     if b:
         out.append(("(b) pipeline, 1 worker, from start", _fmt(b["rate"], "events/s"), "events/s",
                     f"{b['seconds_from_start']:.1f} s; ready after {_fmt(b['seconds_to_ready'], 's')} s"))

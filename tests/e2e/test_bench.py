@@ -27,6 +27,7 @@ def test_bench_a_b_measures_the_same_backlog_and_checks_the_counts(tmp_path):
     report = json.loads(out.read_text())
     a, b = report["a"], report["b"]
     assert a["events"] == EVENTS and a["rate"] > 0
+    assert len(a["runs"]) == 3 and sorted(a["runs"])[1] == pytest.approx(a["rate"])  # the median run
     assert b["events"] == EVENTS and b["rate"] > 0
     counted = b["counted"]
     assert counted["events_in"] == EVENTS

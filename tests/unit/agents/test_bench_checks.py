@@ -106,3 +106,21 @@ def test_every_measurement_of_the_loaded_backlog_runs_before_the_latency_load():
     asyncio.run(_run(Recording(), results))  # type: ignore[arg-type]
     assert calls == ["load", "a", "b", "f", "c"]
     assert results["f"]["ratio"] == 1.0
+
+
+def test_the_baseline_reported_is_the_median_run() -> None:
+    from agents.bench.baseline import BaselineResult, median_run
+
+    runs = [BaselineResult(1000, seconds, seconds) for seconds in (0.010, 0.002, 0.004)]
+    assert median_run(runs).seconds == 0.004  # 250,000/s, between 100,000 and 500,000
+    assert median_run(runs[:2]).seconds == 0.010  # of two, the slower: never the luckiest run
+    with pytest.raises(ValueError):
+        median_run([])
+
+
+def test_the_table_gives_the_baseline_runs_spread() -> None:
+    from agents.bench.report import rows
+
+    [(name, value, _, note)] = rows({"a": {"events": 1000, "seconds": 0.004, "rate": 250_000.0,
+                                           "runs": [100_000.0, 500_000.0, 250_000.0]}})
+    assert value == "250,000" and note.endswith("median of 3 runs (100,000–500,000/s)")

@@ -134,8 +134,11 @@ class _Partitions:
         self.items: list[list[tuple[bytes, bytes]]] = [[] for _ in range(count)]
         self.read = [0] * count
 
-    def append(self, key: bytes, value: bytes) -> None:
-        self.items[partition_of(key, len(self.items))].append((key, value))
+    def append(self, key: bytes, value: bytes, partition: int | None = None) -> None:
+        """On `partition` when the writer chose it, else on its key's partition."""
+        if partition is None:
+            partition = partition_of(key, len(self.items))
+        self.items[partition].append((key, value))
 
     def take(self, size: int) -> list[Record]:
         """Up to `size` unread records of each partition, partition after partition."""
@@ -206,7 +209,7 @@ def run_pipeline(
         forwards, rejections = edge.process(records, wall_now)
         dlq.extend((_event_id(r.value), r.reason) for r in rejections)
         for partition, key, value in forwarded_items(edge, forwards, edge.clock.take_changed(), settings.partitions):
-            entity_events.items[partition].append((key, value))
+            entity_events.append(key, value, partition)
         entity_step()
         flush()
     return Outcome(latest, dlq)

@@ -12,9 +12,9 @@ from exporters.pipeline_metrics import PipelineMetrics
 from kpi_state.directory import RepDirectory
 from kpi_state.errors import InvalidEvent
 from kpi_state.partition_engine import APPLIED, PartitionEngine
-from kpi_state.routing import entity_key, fingerprint, partition_name
+from kpi_state.routing import fingerprint, fingerprint_of_encoded, partition_name
 from streams.decode import Decoder
-from kpi_state.codec import CELLS, FORWARDED, PROGRESS, PROGRESS_KEY, Cells
+from kpi_state.codec import CELLS, EVENT, FORWARDED, FORWARDED_HEAD, PROGRESS, PROGRESS_KEY, Cells
 
 from kpi_state.entity import DUPLICATE, HELD, REPLAYED
 
@@ -87,14 +87,18 @@ class EntityStep:
             if message.key == PROGRESS_KEY:  # an edge's stream times, no event
                 self.engine(message.partition).heard(PROGRESS.decode(message.value).newest)
                 continue
-            original = FORWARDED.decode(message.value)
-            event = original.event
-            if event is None:  # forwarded by an edge that did not carry the decoded event
+            original = FORWARDED_HEAD.decode(message.value)
+            encoded = original.encoded_event()
+            if encoded is not None:
+                event = EVENT.decode(encoded)
+                digest = fingerprint_of_encoded(encoded)
+            else:  # forwarded by an edge that did not carry the decoded event
                 try:
                     event = self.decoder.decode(original.value)
                 except InvalidEvent as exc:
                     rejections.append(self._reject(original, exc.reason, exc.detail))
                     continue
+                digest = fingerprint(event)
             engine = self.engine(message.partition)
             where = (original.topic, original.partition)
             origin = origins.get(where)
@@ -104,8 +108,9 @@ class EntityStep:
                 # Replays are told by the input offset, never the entity-events one: the
                 # same event forwarded twice (an edge restarted) has the same input offset
                 # (kpi_state.entity.EntityRecord).
+                # The item's key is the edge's entity_key(event): not worked out again.
                 outcome = engine.apply(
-                    entity_key(event), event, original.offset, fingerprint(event), message.value,
+                    message.key, event, original.offset, digest, message.value,
                     None if original.topic == self.backfill_topic else origin, origin,
                 )
             except Exception:  # noqa: BLE001 - a bug must cost one record, never the stream

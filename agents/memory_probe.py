@@ -23,6 +23,7 @@ from agents.entities import EntityStep
 from exporters.pipeline_metrics import PipelineMetrics
 from kpi_state.codec import FORWARDED, Forwarded
 from kpi_state.directory import RepDirectory
+from kpi_state.routing import entity_key
 from streams.currency import Rates
 from streams.decode import Decoder
 from streams.settings import DEFAULT_STAGES
@@ -166,10 +167,11 @@ class Feeder:
         self.rejected = 0
 
     def send(self, source: int, value: bytes) -> None:
-        key = msgspec.json.decode(value)["data"]
-        entity = (b"opp:" + key["opportunity_id"].encode()) if "opportunity_id" in key else b"rep:" + key["rep_id"].encode()
+        # Forwarded as the edge does: decoded once, keyed by its entity, the event carried.
+        event = self.step.decoder.decode(value)
+        entity = entity_key(event)
         partition = zlib.crc32(entity) % self.partitions
-        forwarded = Forwarded(None, value, [], CRM, source, self.inputs[source], None)
+        forwarded = Forwarded(None, value, [], CRM, source, self.inputs[source], None, event)
         self.inputs[source] += 1
         self.batch.append(Message(partition, self.offsets[partition], entity, FORWARDED.encode(forwarded)))
         self.offsets[partition] += 1

@@ -40,12 +40,8 @@ class Codec(Generic[T]):
         return self._decoder.decode(raw)
 
 
-class Forwarded(msgspec.Struct, array_like=True):
-    """An input record re-keyed by entity, carried unchanged so a later step can dead-letter it.
-
-    `event` is what the edge decoded from `value`: the entity step reads it back from
-    msgpack instead of parsing and checking the JSON a second time.
-    """
+class _InputRecord(msgspec.Struct, array_like=True):
+    """The fields of an input record that a later step needs to dead-letter it."""
 
     key: bytes | None
     value: bytes
@@ -54,7 +50,36 @@ class Forwarded(msgspec.Struct, array_like=True):
     partition: int
     offset: int
     timestamp_ms: int | None
+
+
+class Forwarded(_InputRecord, array_like=True):
+    """An input record re-keyed by entity, carried unchanged so a later step can dead-letter it.
+
+    `event` is what the edge decoded from `value`: the entity step reads it back from
+    msgpack instead of parsing and checking the JSON a second time.
+    """
+
     event: Event | None = None
+
+
+# msgpack's nil: a Forwarded written without its decoded event.
+_NIL = msgspec.Raw(b"\xc0")
+
+
+class ForwardedHead(_InputRecord, array_like=True):
+    """A Forwarded read with its event left as the msgpack bytes the edge wrote.
+
+    The entity step digests those bytes for the event's fingerprint (they are the event's
+    own encoding, kpi_state.routing.fingerprint) instead of encoding the decoded event
+    again, then decodes them once.
+    """
+
+    event: msgspec.Raw = _NIL
+
+    def encoded_event(self) -> msgspec.Raw | None:
+        """The event's msgpack bytes, None when the edge did not carry it."""
+        event = self.event
+        return None if len(event) == 1 and bytes(event) == b"\xc0" else event
 
 
 class Progress(msgspec.Struct, array_like=True):
@@ -182,6 +207,8 @@ class HistoryCodec:
 # Internal topics.
 BUNDLE = Codec(Bundle)  # the Kafka record of both internal topics
 FORWARDED = Codec(Forwarded)  # kpi.internal entity events
+FORWARDED_HEAD = Codec(ForwardedHead)  # the same records, their event left encoded
+EVENT = Codec(Event)  # an event inside a Forwarded (ForwardedHead.event)
 PROGRESS = Codec(Progress)  # the entity-events items keyed PROGRESS_KEY (agents.edge)
 CELLS = Codec(Cells)  # partial day cells, entity step → rollup step
 # The entity step's state topic: an envelope per entity, its body in the kind's own codec.

@@ -8,6 +8,7 @@ import pytest
 
 from agents.entities import EntityStep
 from kpi_state.codec import FORWARDED, Forwarded
+from kpi_state.routing import entity_key
 from kpi_state.directory import RepDirectory
 from streams.settings import DEFAULT_STAGES
 from tests.inprocess import BILLING, CRM, Record, Settings, decoder
@@ -53,7 +54,8 @@ class Feed:
             at = self.source_offsets.get(source, 0)
             self.source_offsets[source] = at + 1
             packed = FORWARDED.encode(Forwarded(None, value, [], source, 0, at, 1_000))
-            batch.append(Record("entity-events", 0, self.offset, b"entity", packed))
+            key = entity_key(decoder(Settings()).decode(value))  # as the edge keys it
+            batch.append(Record("entity-events", 0, self.offset, key, packed))
             self.offset += 1
         return [r.reason for r in self.step.process(batch)]
 

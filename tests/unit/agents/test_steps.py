@@ -17,6 +17,7 @@ from exporters.pipeline_metrics import PipelineMetrics
 from kpi_state.day_cells import CellUpdate
 from kpi_state.directory import RepDirectory
 from kpi_state.kpi_view import ViewConfig
+from kpi_state.routing import entity_key
 from kpi_state.stream_clock import StreamClock
 from kpi_state.codec import CELLS, FORWARDED, PROGRESS_KEY, Cells, Forwarded
 from streams.settings import DEFAULT_STAGES
@@ -120,8 +121,9 @@ def entity_step() -> EntityStep:
 
 
 def forwarded(partition: int, offset: int, value: bytes, source_offset: int, source_partition: int = 3) -> Record:
+    """`value` forwarded as an older edge did, without its decoded event, keyed by its entity."""
     packed = FORWARDED.encode(Forwarded(None, value, [], CRM, source_partition, source_offset, 1_000))
-    return Record("entity-events", partition, offset, b"rep:a", packed)
+    return Record("entity-events", partition, offset, entity_key(decoder(Settings()).decode(value)), packed)
 
 
 def cells_by_scope(step: EntityStep) -> dict[str, tuple[int, float, dict]]:
@@ -152,6 +154,34 @@ def test_the_entity_step_counts_dedups_and_dead_letters_conflicts() -> None:
     assert newest == datetime(2026, 3, 2, 10, tzinfo=timezone.utc).timestamp()
     assert days == {"2026-03-02": ({"calls": D(2)}, {})}
     assert step.cell_messages() == []  # nothing changed since
+
+
+def test_events_the_edge_carried_and_events_read_again_from_json_are_judged_alike() -> None:
+    # The edge forwards each event decoded; an older edge forwarded the JSON only. A copy
+    # of either kind is the same event to the dedup window: re-sent, it is a duplicate,
+    # changed, a conflict, whichever way the first one came.
+    sent, _ = edge().process([
+        Record(CRM, 3, 100, None, call("e1", duration_s=60)),
+        Record(CRM, 3, 101, None, call("e2", "2026-03-02T10:00:00Z")),
+    ], WALL)
+    assert all(FORWARDED.decode(value).event is not None for _, value in sent)
+    assert [key for key, _ in sent] == [b"rep:a", b"rep:a"]
+    step = entity_step()
+    carried = [Record("entity-events", 1, offset, key, value) for offset, (key, value) in enumerate(sent)]
+    rejections = step.process(carried + [
+        forwarded(1, 2, call("e1", duration_s=60), 102),  # re-sent, without its event
+        forwarded(1, 3, call("e2", "2026-03-02T10:00:00Z", duration_s=5), 103),  # other content
+    ])
+    assert [(r.reason, headers(r)["kpi.source.offset"]) for r in rejections] == [("conflicting_duplicate", "103")]
+    assert cells_by_scope(step)["rep:a"][2] == {"2026-03-02": ({"calls": D(2)}, {})}
+    # And the other way round: first without, then carried.
+    again = entity_step()
+    assert again.process([forwarded(1, 0, call("e1", duration_s=60), 100)]) == []
+    resent, _ = edge().process([Record(CRM, 3, 101, None, call("e1", duration_s=60))], WALL)
+    assert again.process([Record("entity-events", 1, 1, key, value) for key, value in resent]) == []
+    assert step.metrics.duplicates._value.get() == 1
+    assert again.metrics.duplicates._value.get() == 1
+    assert cells_by_scope(again)["rep:a"][2] == {"2026-03-02": ({"calls": D(1)}, {})}
 
 
 def test_the_entity_step_recovers_its_own_partitions_and_skips_what_it_applied() -> None:

@@ -152,3 +152,44 @@ def test_content_fingerprints_are_those_already_stored() -> None:
 
     call = CallLogged(event_id="e-1", ts=1772409600.0, source="crm", rep_id="r-1", duration_s=30.5)
     assert fingerprint(call) == -7412093179726892188
+
+
+def test_the_fingerprint_of_a_forwarded_events_bytes_is_that_of_the_event_decoded() -> None:
+    # The entity step digests the event bytes an edge wrote instead of encoding the decoded
+    # event again: both must give the same fingerprint for every kind of event, or a re-sent
+    # copy forwarded by an older edge (without its event) would look like a rewrite.
+    from datetime import datetime, timezone
+
+    from kpi_state.errors import InvalidEvent
+    from kpi_state.routing import fingerprint, fingerprint_of_encoded
+    from streams.currency import Rates
+    from streams.decode import Decoder
+    from streams.settings import DEFAULT_STAGES
+    from streams.simulator import Simulator
+
+    decoder = Decoder(stages=DEFAULT_STAGES, rates=Rates("EUR"), max_event_bytes=65536)
+    sim = Simulator(11, start=datetime(2026, 3, 2, tzinfo=timezone.utc), bad_ratio=0.0, initial_deals=40, activity=0.05)
+    events = []
+    for row in sim.next_records(20_000):
+        try:
+            events.append(decoder.decode(row.value))
+        except InvalidEvent:
+            continue
+    kinds = {event.type for event in events}
+    assert {"call.logged", "opportunity.won", "invoice.issued", "payment.received", "credit_note.issued",
+            "spend.recorded"} <= kinds
+    for event in events:
+        packed = codec.FORWARDED.encode(codec.Forwarded(None, b"{}", [], "crm.events", 0, 1, None, event))
+        head = codec.FORWARDED_HEAD.decode(packed)
+        encoded = head.encoded_event()
+        assert encoded is not None
+        assert codec.EVENT.decode(encoded) == event
+        assert fingerprint_of_encoded(encoded) == fingerprint(event), event.type
+
+
+def test_a_forwarded_record_without_its_event_reads_as_such() -> None:
+    packed = codec.FORWARDED.encode(codec.Forwarded(b"k", b"{}", [("h", b"v")], "crm.events", 2, 7, 1_000))
+    head = codec.FORWARDED_HEAD.decode(packed)
+    assert head.encoded_event() is None
+    assert (head.key, head.value, head.headers, head.topic, head.partition, head.offset, head.timestamp_ms) == (
+        b"k", b"{}", [("h", b"v")], "crm.events", 2, 7, 1_000)

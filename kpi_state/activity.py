@@ -15,12 +15,16 @@ class ActivityState(msgspec.Struct):
 
     def add(self, event_type: str, rep_id: str, day: str) -> Contribution:
         """Count one event and return the one-cell change it makes."""
+        return Contribution(self.count(event_type, day), ("rep", rep_id), day, (), 1)
+
+    def count(self, event_type: str, day: str) -> str:
+        """Count one event; the KPI it counts for (its cells change by one: DayCells.count)."""
         kpi = ACTIVITY_EVENT_KPI[event_type]
         by_day = self.counts.get(kpi)
         if by_day is None:
             by_day = self.counts[kpi] = {}
         by_day[day] = by_day.get(day, 0) + 1
-        return Contribution(kpi, ("rep", rep_id), day, (), 1)
+        return kpi
 
     def contributions(self, rep_id: str) -> list[Contribution]:
         attribution = ("rep", rep_id)

@@ -146,6 +146,27 @@ class DayCells:
                     open_add(cell)
                 values[key] = values.get(key, 0) + value
 
+    def count(self, component: str, attribution: tuple[str, str], day: str) -> None:
+        """One more of a plain count in every scope of `attribution`: `apply` of the single
+        contribution (component, attribution, day, (), 1), without building it. Activity
+        events, most of any traffic, change their cells this way only."""
+        if day > self.newest_day:
+            self.newest_day = day
+        all_values = self.values
+        dirty_add = self.dirty.add
+        for scope in self.directory.scopes(attribution):
+            cell = (scope, day)
+            dirty_add(cell)
+            values = all_values.get(cell)
+            if values is None:
+                cell = (scope, sys.intern(day))
+                values = all_values[cell] = {}
+                self._open.add(cell)
+            elif type(values) is tuple:
+                values = all_values[cell] = dict(_items(values))
+                self._open.add(cell)
+            values[component] = values.get(component, 0) + 1
+
     def _count_member(self, scopes: tuple[str, ...], day: str, key: str, member: str, sign: int) -> None:
         for scope in scopes:
             cell = (scope, day)

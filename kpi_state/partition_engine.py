@@ -106,7 +106,8 @@ class PartitionEngine:
             state = self.states.get(key)
             if state is None:
                 state = self.states[key] = ActivityState()
-            self.cells.apply([state.add(event.type, event.rep_id, self._local_day(event.ts))])
+            day = self._local_day(event.ts)
+            self.cells.count(state.count(event.type, day), ("rep", event.rep_id), day)
             outcome = APPLIED
         else:
             kind = KINDS[record.kind]
@@ -127,7 +128,9 @@ class PartitionEngine:
                 else:
                     self._refresh(key)
         # Every judged id is remembered: a re-sent copy is a duplicate, whatever the verdict.
-        record.mark(origin, offset, event.event_id, fingerprint, event.ts, self.horizon, self._knows(key))
+        # A rep's activity recognises no id by itself (Kind.knows): no need to ask.
+        knows = None if record.kind == "rep" else self._knows(key)
+        record.mark(origin, offset, event.event_id, fingerprint, event.ts, self.horizon, knows)
         self._keep(key, record)
         if record.kind != "rep" and key in self.states:
             self._settle_later(key)  # after `mark`: the id just seen also has its horizon

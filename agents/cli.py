@@ -360,7 +360,7 @@ def demo(
 
 @cli.command()
 def bench(
-    events: int = typer.Option(200_000, "--events", min=1, help="events in the backlog"),
+    events: int = typer.Option(400_000, "--events", min=1, help="events in the backlog (the default keeps (b) running over 20 s)"),
     reps: int = typer.Option(500, "--reps", min=1, help="reps of the simulated organisation"),
     seed: int = typer.Option(7, "--seed"),
     only: Optional[str] = typer.Option(None, "--only", help="measurements to run, e.g. a,b (all: a,b,c,d,e,f)"),

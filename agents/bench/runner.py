@@ -30,7 +30,7 @@ SCALE_FACTOR = 10  # (e): ten times more reps (and so opportunities)
 
 @dataclass(frozen=True)
 class BenchOptions:
-    events: int = 200_000
+    events: int = 400_000
     reps: int = 500
     seed: int = 7
     only: tuple[str, ...] = STAGES

@@ -70,14 +70,15 @@ class Runtime:
                 thresholds=self.thresholds, lineage=lineage_in(self.directory),
             )
         )
-        self.registry.register(
-            KpiCollector(
-                self, settings.max_series_per_kpi,
-                on_fold=lambda kpi, n: self.metrics.series_folded.labels(kpi).inc(n),
-                currency=settings.reporting_currency,
-                on_collected=self.metrics.scrape_duration.observe,
-            )
+        # /metrics writes the KPI families itself (KpiCollector.exposition); the registry
+        # holds their names only, so that no other metric can take one.
+        self.kpi_metrics = KpiCollector(
+            self, settings.max_series_per_kpi,
+            on_fold=lambda kpi, n: self.metrics.series_folded.labels(kpi).inc(n),
+            currency=settings.reporting_currency,
+            on_collected=self.metrics.scrape_duration.observe,
         )
+        self.registry.register(self.kpi_metrics.reserved_names())
         self.registry.register(InputFreshness(lambda: self.clock.newest))
         self.out = KafkaOut(settings)
         self.redis = RedisSink.from_settings(settings) if settings.redis_url else None

@@ -65,7 +65,7 @@ def select(records: list[dict[str, Any]], query: KpiQuery) -> list[dict[str, Any
 def register_pages(app: faust.App, runtime: Any) -> None:
     @app.page("/metrics")
     async def metrics(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
-        body = generate_latest(runtime.registry)
+        body = generate_latest(runtime.registry) + runtime.kpi_metrics.exposition()
         return web.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/health")

@@ -34,12 +34,16 @@ class Source:
 
 
 def scrape(records, max_series=100, source=None):
+    """The KPI part of /metrics (KpiCollector.exposition), checked against what
+    prometheus_client writes of the same collector's samples."""
     folds = []
+    source = source or Source(records)
+    collector = KpiCollector(source, max_series, on_fold=lambda k, n: folds.append((k, n)))
+    text = collector.exposition().decode()
     registry = CollectorRegistry()
-    registry.register(
-        KpiCollector(source or Source(records), max_series, on_fold=lambda k, n: folds.append((k, n)))
-    )
-    return generate_latest(registry).decode(), folds
+    registry.register(KpiCollector(source, max_series))
+    assert text == generate_latest(registry).decode()
+    return text, folds
 
 
 def samples(text):
@@ -186,6 +190,38 @@ def test_scopes_that_disappear_are_dropped_at_the_next_scrape():
     text = generate_latest(registry).decode()
     assert 'scope_id="r-2"' not in text
     assert 'sales_kpi_calls{scope_id="r-1",scope_kind="rep",window="day"} 6.0' in text
+
+
+def test_the_metrics_text_follows_replaced_and_departed_records_across_scrapes():
+    # exposition keeps each record's lines while it is the current one: a replaced record
+    # (its KPI moved), a departed one and a new one must all show at the next scrape.
+    first = [record("calls", "rep:r-1", 4), record("calls", "rep:r-2", 5, status="red"),
+             record("win_rate", "team:t-1", 0.25, den=4, status="green")]
+    source = Source(first)
+    collector = KpiCollector(source, 100)
+
+    def reference():
+        registry = CollectorRegistry()
+        registry.register(KpiCollector(Source(list(source.records)), 100))
+        return generate_latest(registry).decode()
+
+    assert collector.exposition().decode() == reference()
+    source.records = [record("calls", "rep:r-1", 7, status="amber"), first[2], record("calls", "rep:r-3", 1)]
+    text = collector.exposition().decode()
+    assert text == reference()
+    assert 'sales_kpi_calls{scope_id="r-1",scope_kind="rep",window="day"} 7.0' in text
+    assert 'scope_id="r-2"' not in text and 'scope_id="r-3"' in text
+    source.records = []
+    assert collector.exposition().decode() == reference()
+    assert "sales_kpi_calls" not in collector.exposition().decode()
+
+
+def test_the_registry_refuses_a_metric_named_like_a_kpi_family_the_collector_writes():
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(Source([]), 10).reserved_names())
+    with pytest.raises(ValueError):
+        Gauge("sales_kpi_calls", "clash", registry=registry)
+    assert "sales_kpi" not in generate_latest(registry).decode()  # names only, no samples
 
 
 def test_scope_ids_past_the_bound_fold_into_other():

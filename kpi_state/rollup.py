@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from kpi_state.calendar import CALENDAR_WINDOWS, local_date, period_start_date
 from kpi_state.day_cells import CellUpdate
@@ -33,7 +34,8 @@ class Totals:
     def add(self, values: dict[str, Decimal], members: dict[str, list[str]] | dict[str, Counter[str]], sign: int) -> None:
         mine = self.values
         for key, amount in values.items():
-            total = mine.get(key, 0) + sign * amount
+            # Most calls add (+1): a Decimal multiplication by one costs more than the test.
+            total = mine.get(key, 0) + (amount if sign == 1 else sign * amount)
             if total:
                 mine[key] = total
             else:
@@ -202,7 +204,7 @@ class Rollup:
         snapshot cell (no day) is held by `all` only."""
         series: list[Series] = [(scope, "all", "")]
         if local is not None:
-            series += [(scope, w, period_start_date(local, w).isoformat()) for w in CALENDAR_WINDOWS]
+            series += [(scope, window, start) for window, start in _period_starts(local)]
         out = []
         periods = self.periods
         for one in series:
@@ -250,6 +252,13 @@ class Rollup:
             if entry is not None and 0 <= (entry[0] - local).days < days:
                 out.append(entry[1])
         return out
+
+
+@lru_cache(maxsize=4096)
+def _period_starts(local: date) -> tuple[tuple[str, str], ...]:
+    """(calendar window, ISO start of its period holding `local`): the same few days get
+    every cell update of a batch."""
+    return tuple((window, period_start_date(local, window).isoformat()) for window in CALENDAR_WINDOWS)
 
 
 def _difference(old: CellUpdate | None, new: CellUpdate) -> tuple[dict[str, Decimal], dict[str, list[str]], dict[str, list[str]]]:

@@ -46,7 +46,6 @@ class Edge:
         # topic -> data field its Kafka key must equal (compacted topics such as sales.reps)
         self.keyed_by = keyed_by or {}
         self.history = history  # topics of history (backfill): no lateness limit
-        self._names: dict[tuple[str, int], str] = {}  # (topic, partition) → its partition_name
 
     def process(
         self, records: list[SourceRecord], wall_now: float
@@ -54,7 +53,6 @@ class Edge:
         forwards: list[tuple[bytes, bytes]] = []
         rejections: list[Rejection] = []
         counted: dict[str, int] = {}
-        names = self._names
         for record in records:
             counted[record.topic] = counted.get(record.topic, 0) + 1
             try:
@@ -64,11 +62,7 @@ class Edge:
                 field = self.keyed_by.get(record.topic)
                 if field and record.key is not None and record.key != getattr(event, field).encode():
                     raise InvalidEvent("key_mismatch", f"the record key differs from data.{field}")
-                where = (record.topic, record.partition)
-                name = names.get(where)
-                if name is None:
-                    name = names[where] = partition_name(*where)
-                self.clock.check(name, event.ts, wall_now,
+                self.clock.check(partition_name(record.topic, record.partition), event.ts, wall_now,
                                  late_allowed=record.topic in self.history)
             except InvalidEvent as exc:
                 rejections.append(self._reject(record, exc.reason, exc.detail))

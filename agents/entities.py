@@ -59,7 +59,6 @@ class EntityStep:
         # back, for at most `input_patience_s` of wall time (PartitionEngine.expect).
         self.inputs_of: Callable[[], frozenset[str]] = frozenset
         self.input_patience_s = input_patience_s
-        self._origins: dict[tuple[str, int], str] = {}  # (topic, partition) → its `topic|partition`
 
     def engine(self, partition: int) -> PartitionEngine:
         engine = self.engines.get(partition)
@@ -82,7 +81,6 @@ class EntityStep:
         applied: dict[str, int] = {}
         held: dict[str, int] = {}
         duplicates = replayed = 0
-        origins = self._origins
         for message in messages:
             if message.key == PROGRESS_KEY:  # an edge's stream times, no event
                 self.engine(message.partition).heard(PROGRESS.decode(message.value).newest)
@@ -100,10 +98,7 @@ class EntityStep:
                     continue
                 digest = fingerprint(event)
             engine = self.engine(message.partition)
-            where = (original.topic, original.partition)
-            origin = origins.get(where)
-            if origin is None:
-                origin = origins[where] = partition_name(original.topic, original.partition)
+            origin = partition_name(original.topic, original.partition)
             try:
                 # Replays are told by the input offset, never the entity-events one: the
                 # same event forwarded twice (an edge restarted) has the same input offset

@@ -87,19 +87,10 @@ class KpiCollector(Collector):
             spec = CATALOGUE.get(record.kpi)
             if spec is None:
                 continue
-            kind, ident = scope_kind_and_id(record.scope)
-            labels = {"scope_kind": kind, "scope_id": ident, "window": record.window}
-            dims = {name: record.dims[name] for name in spec.dims if name in record.dims}
-            if record.value is not None:
-                families[record.kpi].add_sample(
-                    spec.metric_name, {**labels, **dims}, float(record.value) * spec.metric_scale
-                )
-            status_dims = {STATUS_DIM_LABELS.get(k, k): v for k, v in dims.items()}
-            status.add_sample(
-                STATUS_METRIC,
-                {"kpi": record.kpi, **labels, **status_dims},
-                float(STATUS_CODES.get(record.status, -1)),
-            )
+            value, value_labels, status_labels = _samples(record, spec)
+            if value is not None:
+                families[record.kpi].add_sample(spec.metric_name, value_labels, value)
+            status.add_sample(STATUS_METRIC, status_labels, float(STATUS_CODES.get(record.status, -1)))
         yield from (family for family in families.values() if family.samples)
         yield status
         # The caller formats each family between two yields, so this spans the whole
@@ -193,18 +184,24 @@ def _escaped(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _sample_lines(record: KpiValue, spec: KpiSpec) -> tuple[bytes | None, bytes]:
-    """(value line or None when the KPI has no value, status line) of one record, as `collect` builds them."""
+def _samples(record: KpiValue, spec: KpiSpec) -> tuple[float | None, dict[str, str], dict[str, str]]:
+    """(value in base units or None, its labels, the status sample's labels) of one record."""
     kind, ident = scope_kind_and_id(record.scope)
     labels = {"scope_kind": kind, "scope_id": ident, "window": record.window}
     dims = {name: record.dims[name] for name in spec.dims if name in record.dims}
-    value_line = None
-    if record.value is not None:
-        number = floatToGoString(float(record.value) * spec.metric_scale)
-        value_line = f"{spec.metric_name}{{{_label_text({**labels, **dims})}}} {number}\n".encode()
+    value = None if record.value is None else float(record.value) * spec.metric_scale
     status_dims = {STATUS_DIM_LABELS.get(k, k): v for k, v in dims.items()}
+    return value, {**labels, **dims}, {"kpi": record.kpi, **labels, **status_dims}
+
+
+def _sample_lines(record: KpiValue, spec: KpiSpec) -> tuple[bytes | None, bytes]:
+    """(value line or None when the KPI has no value, status line) of one record, as `collect` has them."""
+    value, value_labels, status_labels = _samples(record, spec)
+    value_line = None
+    if value is not None:
+        value_line = f"{spec.metric_name}{{{_label_text(value_labels)}}} {floatToGoString(value)}\n".encode()
     code = floatToGoString(float(STATUS_CODES.get(record.status, -1)))
-    status_line = f"{STATUS_METRIC}{{{_label_text({'kpi': record.kpi, **labels, **status_dims})}}} {code}\n".encode()
+    status_line = f"{STATUS_METRIC}{{{_label_text(status_labels)}}} {code}\n".encode()
     return value_line, status_line
 
 

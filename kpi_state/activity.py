@@ -13,10 +13,6 @@ class ActivityState(msgspec.Struct):
 
     counts: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
 
-    def add(self, event_type: str, rep_id: str, day: str) -> Contribution:
-        """Count one event and return the one-cell change it makes."""
-        return Contribution(self.count(event_type, day), ("rep", rep_id), day, (), 1)
-
     def count(self, event_type: str, day: str) -> str:
         """Count one event; the KPI it counts for (its cells change by one: DayCells.count)."""
         kpi = ACTIVITY_EVENT_KPI[event_type]

@@ -113,13 +113,12 @@ class DayCells:
         self.apply((came - gone).elements(), +1)
 
     def apply(self, contributions: Iterable[Contribution], sign: int = 1) -> None:
-        # The hottest loop of the entity step (four cells per activity event): lookups are
-        # bound once per call.
+        # Every contribution but an activity event's (those take `count`): lookups are bound
+        # once per call.
         scopes_of = self.directory.scopes
         dirty_add = self.dirty.add
         all_values = self.values
         keys = _KEYS
-        open_add = self._open.add
         newest = self.newest_day
         for c in contributions:
             key = keys.get((c.component, c.dims)) or _key(c.component, c.dims)
@@ -136,14 +135,8 @@ class DayCells:
                 cell = (scope, day)
                 dirty_add(cell)
                 values = all_values.get(cell)
-                if values is None:
-                    # One day string for every cell of that day (they are many: scopes × days).
-                    cell = (scope, sys.intern(day))
-                    values = all_values[cell] = {}
-                    open_add(cell)
-                elif type(values) is tuple:
-                    values = all_values[cell] = dict(_items(values))
-                    open_add(cell)
+                if type(values) is not dict:
+                    values = self._opened(cell, values)
                 values[key] = values.get(key, 0) + value
 
     def count(self, component: str, attribution: tuple[str, str], day: str) -> None:
@@ -158,14 +151,21 @@ class DayCells:
             cell = (scope, day)
             dirty_add(cell)
             values = all_values.get(cell)
-            if values is None:
-                cell = (scope, sys.intern(day))
-                values = all_values[cell] = {}
-                self._open.add(cell)
-            elif type(values) is tuple:
-                values = all_values[cell] = dict(_items(values))
-                self._open.add(cell)
+            if type(values) is not dict:
+                values = self._opened(cell, values)
             values[component] = values.get(component, 0) + 1
+
+    def _opened(self, cell: Cell, stored: Packed | None) -> dict[str, int | Decimal]:
+        """The writable values of a cell that is new (`stored` None) or packed (a past day)."""
+        if stored is None:
+            # One day string for every cell of that day (they are many: scopes × days).
+            cell = (cell[0], sys.intern(cell[1]))
+            values: dict[str, int | Decimal] = {}
+        else:
+            values = dict(_items(stored))
+        self.values[cell] = values
+        self._open.add(cell)
+        return values
 
     def _count_member(self, scopes: tuple[str, ...], day: str, key: str, member: str, sign: int) -> None:
         for scope in scopes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, get_args
 
 import msgspec
@@ -56,6 +57,7 @@ _KEY_OF: dict[type, Callable[[Any], bytes]] = {
 }
 
 
+@lru_cache(maxsize=4096)  # asked for every record by every step: a few partitions, each once
 def partition_name(topic: str, partition: int) -> str:
     """`topic|partition`: how the lateness check, the watermark and replay detection name an input partition."""
     return sys.intern(f"{topic}|{partition}")

@@ -21,6 +21,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from agents.batches import forwarded_items
+from agents.bench.steps import Record  # what the stages read of a consumed Kafka record
 from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
 from agents.entities import EntityStep
 from agents.rollup_step import RollupStep
@@ -38,19 +39,6 @@ from streams.settings import DEFAULT_STAGES
 CRM, BILLING = "crm.events", "billing.events"
 DAY = 86400.0
 _BILLING_TYPES = (b'"invoice.', b'"payment.', b'"credit_note.', b'"spend.')
-
-
-@dataclass
-class Record:
-    """What the stages read of a consumed Kafka record (Faust's Message has the same fields)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: Any = None
-    timestamp: int | None = None  # milliseconds, as aiokafka gives it
 
 
 @dataclass(frozen=True)

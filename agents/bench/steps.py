@@ -59,7 +59,7 @@ class Record:
     key: bytes | None
     value: bytes
     headers: Any = None
-    timestamp: int | None = None
+    timestamp: int | None = None  # milliseconds, as aiokafka gives it
 
 
 def arrival_order(backlog: Any) -> list[Record]:

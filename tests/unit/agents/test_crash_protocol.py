@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from agents.bench import steps
 from agents.batches import StepTopics, announce_recovered, edge_batch, entity_batch, rollup_batch
 from agents.edge import BILLING_TYPES, CRM_TYPES, Edge
 from agents.entities import EntityStep
@@ -46,16 +47,9 @@ ENTITY_EVENTS, KPI_VALUES = "entity-events", "kpi.values"
 
 
 @dataclass
-class Record:
-    """What the steps read of a consumed Kafka record."""
+class Record(steps.Record):
+    """What the steps read of a consumed Kafka record, and its time as the DLQ names it."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: Any = None
-    timestamp: int | None = None  # milliseconds, as aiokafka gives it
     timestamp_ms: int | None = None
 
 

@@ -22,6 +22,14 @@ class ActivityState(msgspec.Struct):
         by_day[day] = by_day.get(day, 0) + 1
         return kpi
 
+    def add_counts(self, counts: list[tuple[str, str, int]]) -> None:
+        """Add (kpi, local day, n) counts: a stored arrival day of the rep (kpi_state.rep_days)."""
+        for kpi, day, n in counts:
+            by_day = self.counts.get(kpi)
+            if by_day is None:
+                by_day = self.counts[kpi] = {}
+            by_day[day] = by_day.get(day, 0) + n
+
     def contributions(self, rep_id: str) -> list[Contribution]:
         attribution = ("rep", rep_id)
         return [

@@ -16,6 +16,7 @@ from kpi_state.entity import EntityRecord
 from kpi_state.events import Event
 from kpi_state.opportunity import OpportunityState
 from kpi_state.opportunity_history import Fact, OpportunityHistory
+from kpi_state.rep_days import RepDay
 from kpi_state.spend import SpendState
 
 T = TypeVar("T")
@@ -214,6 +215,7 @@ CELLS = Codec(Cells)  # partial day cells, entity step → rollup step
 # The entity step's state topic: an envelope per entity, its body in the kind's own codec.
 ENTITY_RECORD = Codec(EntityRecord)
 ENGINE_CLOCK = Codec(EngineClock)
+REP_DAY = Codec(RepDay)  # a rep's arrival day (kpi_state.rep_days)
 ACTIVITY = Codec(ActivityState)
 CUSTOMER = Codec(CustomerState)
 OPPORTUNITY = Codec(OpportunityState)

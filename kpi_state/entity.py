@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import msgspec
 
@@ -85,18 +85,29 @@ class EntityRecord(msgspec.Struct, array_like=True):
 
         `knows` tells the ids the entity's state recognises by itself (an opportunity's
         events): those leave the dedup window without a digest."""
-        if origin == self.applied_origin or self.applied_offset < 0:
-            self.applied_origin, self.applied_offset = origin, offset
-        elif self.other_origins is None:
-            self.other_origins = {origin: offset}
-        else:
-            self.other_origins[origin] = offset
+        self.note(origin, offset)
         if event_id is None:
             return
         self.seen[event_id] = (fingerprint, ts)
         if ts > self.newest_ts:
             self.newest_ts = ts
             self._forget_before(ts - horizon_s, horizon_s / 8, knows)
+
+    def note(self, origin: str, offset: int) -> None:
+        """Remember that `offset` of `origin` was handled."""
+        if origin == self.applied_origin or self.applied_offset < 0:
+            self.applied_origin, self.applied_offset = origin, offset
+        elif self.other_origins is None:
+            self.other_origins = {origin: offset}
+        else:
+            self.other_origins[origin] = offset
+
+    def retire(self, ids: list[str], digests: list[bytes]) -> None:
+        """Move `ids` (in `seen`) to the digests, `digests` being theirs (kpi_state.rep_days)."""
+        seen = self.seen
+        for event_id in ids:
+            del seen[event_id]
+        self._fold(digests)
 
     def forget_before(self, cutoff: float, knows: Knows = None) -> None:
         """Keep only digests of the ids of events older than `cutoff` (see `mark`)."""
@@ -121,7 +132,10 @@ class EntityRecord(msgspec.Struct, array_like=True):
             gone = [eid for eid in gone if not knows(eid)]
             if not gone:
                 return
-        self.recent = id_digests.merged(self.recent, map(id_digests.digest, gone))
+        self._fold(map(id_digests.digest, gone))
+
+    def _fold(self, digests: Iterable[bytes]) -> None:
+        self.recent = id_digests.merged(self.recent, digests)
         # Folded into the large run once the small one is an eighth of it: each digest is
         # copied a bounded number of times on average, however many an entity gathers.
         if len(self.recent) > len(self.past) // 8 + 64 * id_digests.SIZE:

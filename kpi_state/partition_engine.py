@@ -9,7 +9,8 @@ from typing import Any
 
 from kpi_state.activity import ActivityState
 from kpi_state.calendar import local_date
-from kpi_state.codec import ENGINE_CLOCK, ENTITY_RECORD, EngineClock
+from kpi_state import id_digests
+from kpi_state.codec import ENGINE_CLOCK, ENTITY_RECORD, REP_DAY, EngineClock
 from kpi_state.day_cells import CellUpdate, DayCells
 from kpi_state.directory import RepDirectory
 from kpi_state.entity import (
@@ -23,6 +24,8 @@ from kpi_state.entity import (
 )
 from kpi_state.entity_kinds import KINDS, kind_of
 from kpi_state.events import Event
+from kpi_state.rep_days import LEGACY, OpenDay, RepDays, day_index, day_key, slots, split_day_key
+from kpi_state.rep_days import PREFIX as DAY_PREFIX
 
 APPLIED = "applied"
 # The engine's own record in the state topic: its clock and the watermark's sources.
@@ -70,6 +73,9 @@ class PartitionEngine:
         self.dead: list[Withdrawn] = []
         self._day_start = self._day_end = 0.0
         self._day = ""
+        self.rep_days: dict[bytes, RepDays] = {}  # kpi_state.rep_days
+        self._loaded_days: dict[bytes, list[tuple[int, Any]]] = {}  # recovered, adopted in `rebuild`
+        self._legacy: set[bytes] = set()  # reps recovered from a record that kept everything
 
     # --- events -------------------------------------------------------------------------
     def apply(
@@ -107,7 +113,9 @@ class PartitionEngine:
             if state is None:
                 state = self.states[key] = ActivityState()
             day = self._local_day(event.ts)
-            self.cells.count(state.count(event.type, day), ("rep", event.rep_id), day)
+            kpi = state.count(event.type, day)
+            self.cells.count(kpi, ("rep", event.rep_id), day)
+            self._mark_rep(key, record, origin, offset, event, fingerprint, kpi, day)
             outcome = APPLIED
         else:
             kind = KINDS[record.kind]
@@ -127,10 +135,8 @@ class PartitionEngine:
                     self.cells.apply_change(before, self._contributions(key, state))
                 else:
                     self._refresh(key)
-        # Every judged id is remembered: a re-sent copy is a duplicate, whatever the verdict.
-        # A rep's activity recognises no id by itself (Kind.knows): no need to ask.
-        knows = None if record.kind == "rep" else self._knows(key)
-        record.mark(origin, offset, event.event_id, fingerprint, event.ts, self.horizon, knows)
+            # Every judged id is remembered: a re-sent copy is a duplicate, whatever the verdict.
+            record.mark(origin, offset, event.event_id, fingerprint, event.ts, self.horizon, self._knows(key))
         self._keep(key, record)
         if record.kind != "rep" and key in self.states:
             self._settle_later(key)  # after `mark`: the id just seen also has its horizon
@@ -217,12 +223,36 @@ class PartitionEngine:
             self.dirty.add(key)  # settled events keep no record: persist the smaller state
             self._settle_later(key)
 
+    def _mark_rep(
+        self, key: bytes, record: EntityRecord, origin: str, offset: int, event: Event, fingerprint: int,
+        kpi: str, day: str,
+    ) -> None:
+        """A rep remembers the id in its arrival day (kpi_state.rep_days), with the count it added."""
+        record.note(origin, offset)
+        record.seen[event.event_id] = (fingerprint, event.ts)
+        days = self.rep_days.get(key)
+        if days is None:
+            days = self.rep_days[key] = RepDays()
+        advanced = event.ts > record.newest_ts
+        if advanced:
+            record.newest_ts = event.ts
+        days.add(day_index(record.newest_ts), event.event_id, kpi, day)
+        if advanced:
+            cutoff = record.newest_ts - self.horizon
+            while (index := days.due(cutoff)) is not None:
+                record.retire(*days.seal(index))
+
     # --- persistence --------------------------------------------------------------------
     def take_dirty(self) -> dict[bytes, bytes]:
-        """Encoded records of entities changed since the last call (one changelog write each)."""
+        """Encoded records of entities changed since the last call (one changelog write each).
+
+        A rep's changed days come before its record (kpi_state.rep_days says why)."""
         out = {}
         for key in self.dirty:
             record = self.records[key]
+            if record.kind == "rep":
+                out.update(self._rep_writes(key, record))
+                continue
             state = self.states.get(key)
             record.body = KINDS[record.kind].encode(state) if state is not None else b""
             out[key] = raw = ENTITY_RECORD.encode(record)
@@ -236,13 +266,29 @@ class PartitionEngine:
             self._clock_dirty = False
         return out
 
+    def _rep_writes(self, key: bytes, record: EntityRecord) -> dict[bytes, bytes]:
+        days = self.rep_days.get(key)
+        out = {day_key(index, key): REP_DAY.encode(day) for index, day in days.take(record.seen)} if days else {}
+        # The record itself keeps only offsets: its ids and counts are in its days.
+        seen, past, recent = record.seen, record.past, record.recent
+        record.seen, record.past, record.recent = {}, b"", b""
+        out[key] = ENTITY_RECORD.encode(record)
+        record.seen, record.past, record.recent = seen, past, recent
+        return out
+
     def load(self, key: bytes, raw: bytes) -> None:
         """Adopt a record recovered from the changelog; call `rebuild` after the last one."""
         if key == ENGINE_KEY:
             clock = ENGINE_CLOCK.decode(raw)
             self.now, self.sources = clock.now, dict(clock.sources)
             return
+        if key.startswith(DAY_PREFIX):
+            index, entity = split_day_key(key)
+            self._loaded_days.setdefault(entity, []).append((index, REP_DAY.decode(raw)))
+            return
         record = _decoded(raw)
+        if record.kind == "rep" and (record.body or record.seen or record.past or record.recent):
+            self._legacy.add(key)  # stored before rep days: migrated in `rebuild`
         if record.body:
             state = KINDS[record.kind].decode(record.body)
             if self._settled(record, state):
@@ -254,6 +300,7 @@ class PartitionEngine:
 
     def rebuild(self) -> None:
         """Recompute every cell from the entity states (after recovery or a rep moving team)."""
+        self._adopt_rep_days()
         self.cells.clear()
         self._due.clear()
         self._expiry.clear()
@@ -273,6 +320,58 @@ class PartitionEngine:
 
     def take_cells(self) -> dict[tuple[str, str], CellUpdate]:
         return self.cells.take_dirty()
+
+    def _adopt_rep_days(self) -> None:
+        """Reps' recovered days back into their records and counts; old whole records migrated."""
+        loaded, self._loaded_days = self._loaded_days, {}
+        legacy, self._legacy = self._legacy, set()
+        for key in legacy:  # first: its LEGACY day takes the counts of the old record alone
+            self._migrate_rep(key)
+        for key, stored in loaded.items():
+            record = self.records.get(key)
+            if record is None:
+                record = self.records[key] = EntityRecord(kind="rep")
+            state = self.states.get(key)
+            if state is None:
+                state = self.states[key] = ActivityState()
+            days = self.rep_days.get(key)
+            if days is None:
+                days = self.rep_days[key] = RepDays()
+            digests: list[bytes] = []
+            for index, day in sorted(stored, key=lambda item: item[0]):
+                if index == LEGACY and key in legacy:
+                    continue  # made from the old record, which is still the one stored
+                state.add_counts(day.counts)
+                digests += slots(day.digests)
+                if not day.seen:
+                    continue
+                record.seen.update(day.seen)
+                bucket = days.open[index] = OpenDay()
+                bucket.ids = list(day.seen)
+                bucket.counts = {(kpi, local_day): n for kpi, local_day, n in day.counts}
+                if index == LEGACY:
+                    days.legacy_until = max(ts for _, ts in day.seen.values())
+                    days.legacy_digests = day.digests
+            if digests:
+                record.past = id_digests.merged(record.past, slots(record.recent) + digests)
+                record.recent = b""
+
+    def _migrate_rep(self, key: bytes) -> None:
+        """A rep stored as one whole record: its ids and counts become its LEGACY day."""
+        record = self.records[key]
+        state = self.states.get(key)
+        days = self.rep_days.get(key)
+        if days is None:
+            days = self.rep_days[key] = RepDays()
+        legacy = OpenDay()
+        if state is not None:
+            legacy.counts = {(kpi, day): n for kpi, by_day in state.counts.items() for day, n in by_day.items()}
+        legacy.ids = list(record.seen)
+        days.open = {LEGACY: legacy, **days.open}
+        days.dirty.add(LEGACY)
+        days.legacy_until = max((ts for _, ts in record.seen.values()), default=0.0)
+        days.legacy_digests = id_digests.merged(record.past, slots(record.recent))
+        self.dirty.add(key)
 
     # --- internals ----------------------------------------------------------------------
     def _keep(self, key: bytes, record: EntityRecord) -> None:

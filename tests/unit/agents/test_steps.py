@@ -189,7 +189,10 @@ def test_the_entity_step_recovers_its_own_partitions_and_skips_what_it_applied()
     batch = [forwarded(0, 0, call("e1"), 1), forwarded(1, 0, call("e2"), 2), forwarded(1, 1, call("e3"), 3)]
     step.process(batch)
     stored = [(key, raw) for _, key, raw in step.dirty_records()]
-    assert {key for key, _ in stored if key.endswith(b"rep:a")} == {b"0|rep:a", b"1|rep:a"}  # per (partition, entity)
+    # Per (partition, entity): the rep's record, and its arrival day (kpi_state.rep_days).
+    assert {key for key, _ in stored if key.endswith(b"rep:a")} == {
+        b"0|rep:a", b"1|rep:a", b"0|~rep-day|20514|rep:a", b"1|~rep-day|20514|rep:a",
+    }
     again = entity_step()
     again.recover(stored, {1})  # this worker owns partition 1 only
     assert set(again.engines) == {1}

@@ -29,6 +29,7 @@ def utc(text: str) -> float:
     return datetime.fromisoformat(text + "+00:00").timestamp()
 
 
+HOUR = 3600.0
 MON = utc("2026-03-02T10:00:00")
 
 
@@ -83,12 +84,14 @@ def test_ids_are_forgotten_after_the_dedup_horizon() -> None:
     assert feed(e, call("e1", MON), 0) == APPLIED
     assert feed(e, call("e2", MON + 7 * DAY), 1) == APPLIED
     assert feed(e, call("e1", MON), 2) == "duplicate"  # 7 days: within the horizon
-    assert feed(e, call("e3", MON + 9 * DAY), 3) == APPLIED
-    # Ids are pruned in passes, once the oldest is an eighth of the horizon past it.
-    assert "e1" in e.records[b"rep:a"].seen
-    assert feed(e, call("e4", MON + 10 * DAY), 4) == APPLIED
+    # A rep's ids leave the window a day at a time: once the whole day they arrived in
+    # (UTC, MON is 10:00) is behind the horizon of its newest event (kpi_state.rep_days).
+    assert feed(e, call("e3", MON + 8 * DAY + 13 * HOUR), 3) == APPLIED
+    assert "e1" in e.records[b"rep:a"].seen  # its day ends 1 h after the horizon
+    assert feed(e, call("e4", MON + 8 * DAY + 14 * HOUR), 4) == APPLIED
     record = e.records[b"rep:a"]
-    assert "e1" not in record.seen and "e2" in record.seen  # e1 is 10 days behind the newest
+    assert "e1" not in record.seen and "e2" in record.seen
+    assert feed(e, call("e1", MON), 5) == "duplicate"  # by its digest now
 
 
 def test_state_survives_a_restart() -> None:

@@ -51,6 +51,7 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
         topic_replication_factor=settings.topic_replication_factor,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_commit_interval=settings.commit_interval_s,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         consumer_auto_offset_reset=settings.auto_offset_reset,
         table_standby_replicas=0,
@@ -170,9 +171,14 @@ def create_app(settings: Settings, *, input_partitions: int) -> tuple[faust.App,
     watched = {settings.topic_crm, settings.topic_billing, settings.topic_backfill, settings.topic_reps,
                entity_events_name, cells_name}
 
+    def refresh_lag() -> None:
+        measure_lag(app.consumer, watched, runtime.metrics)
+
+    runtime.refresh_lag = refresh_lag  # /status measures afresh: the timer's is up to a second old
+
     @app.timer(1.0, on_leader=False)
     async def lag() -> None:
-        measure_lag(app.consumer, watched, runtime.metrics)
+        refresh_lag()
 
     @app.task
     async def connect_sinks() -> None:

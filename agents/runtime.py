@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -86,6 +87,8 @@ class Runtime:
         self.publisher: Publisher | None = None
         self.metrics.unpublished.set_function(self.unpublished)
         self.metrics.held.set_function(lambda: float(self.entities.held()))
+        # Measures the lag gauges now (set by the app, whose consumer it reads).
+        self.refresh_lag: Callable[[], None] = lambda: None
 
     def status(self) -> dict[str, Any]:
         def total(counter: Any) -> float:

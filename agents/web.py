@@ -80,6 +80,7 @@ def register_pages(app: faust.App, runtime: Any) -> None:
     @app.page("/status")
     async def status(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
         """A small JSON summary for operators and scripts (cheaper than a full scrape)."""
+        runtime.refresh_lag()
         summary = runtime.status()
         summary["ready"], summary["not_ready"] = _ready(runtime)
         sink = getattr(runtime, "redis", None)

@@ -32,7 +32,10 @@ DAY = 86400
 START = int(datetime(2026, 1, 5, tzinfo=timezone.utc).timestamp())
 CRM = "crm.events"
 SOURCES = 4  # input partitions of crm.events (unkeyed connectors spread every entity)
-BATCH = 500  # records per entity-step batch, as the worker takes them
+# Records per entity-step batch. A worker's entity batch on a backlog carries a fetch of
+# bundles, measured at about 14,000 events on the bench's (docs/BENCHMARKS.md); 500 made
+# the probe pay per-batch work (cells and writes taken) thirty times as often.
+BATCH = 5000
 _encoder = msgspec.json.Encoder()
 
 
@@ -157,8 +160,9 @@ def entity_step_of(reps: int) -> EntityStep:
 class Feeder:
     """Forwards records to the entity step in worker-sized batches, taking its writes as the worker does."""
 
-    def __init__(self, step: EntityStep, partitions: int) -> None:
+    def __init__(self, step: EntityStep, partitions: int, batch: int = BATCH) -> None:
         self.step = step
+        self.batch_size = batch
         self.partitions = partitions
         self.offsets = [0] * partitions
         self.inputs = [0] * SOURCES
@@ -176,7 +180,7 @@ class Feeder:
         self.batch.append(Message(partition, self.offsets[partition], entity, FORWARDED.encode(forwarded)))
         self.offsets[partition] += 1
         self.events += 1
-        if len(self.batch) >= BATCH:
+        if len(self.batch) >= self.batch_size:
             self.flush()
 
     def flush(self) -> None:
@@ -200,10 +204,10 @@ def tracked(step: EntityStep, prefix: bytes) -> int:
 
 
 def probe(*, opportunities: int, reps: int, days: int = 180, activity_per_day: int = 4,
-          partitions: int = 4, seed: int = 7) -> dict[str, Any]:
+          partitions: int = 4, seed: int = 7, batch: int = BATCH) -> dict[str, Any]:
     """Load opportunities, then rep activity; resident growth of each, per entity loaded."""
     step = entity_step_of(reps)
-    feeder = Feeder(step, partitions)
+    feeder = Feeder(step, partitions, batch)
     before = resident_bytes()
     for source, value in opportunity_events(seed, opportunities, reps, days):
         feeder.send(source, value)
@@ -232,6 +236,7 @@ def probe(*, opportunities: int, reps: int, days: int = 180, activity_per_day: i
         "bytes_per_rep": round(rep_growth / loaded_reps, 1) if loaded_reps else None,
         "days": days,
         "seed": seed,
+        "batch": batch,
     }
 
 
@@ -243,10 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--activity-per-day", type=int, default=4, help="calls and emails per rep and day")
     parser.add_argument("--partitions", type=int, default=4, help="entity partitions (one engine each)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=BATCH, help="records per entity-step batch")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     result = probe(opportunities=args.opportunities, reps=args.reps, days=args.days,
-                   activity_per_day=args.activity_per_day, partitions=args.partitions, seed=args.seed)
+                   activity_per_day=args.activity_per_day, partitions=args.partitions, seed=args.seed,
+                   batch=args.batch)
     if args.json:
         print(json.dumps(result))
     else:

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 PROBE_MODULE = "agents.memory_probe"
-TIMEOUT_S = 1800.0
+# About 40 CPU minutes for 1,000,000 opportunities on this machine (docs/BENCHMARKS.md):
+# half an hour stopped it short in every run of the ninth round.
+TIMEOUT_S = 3600.0
 
 
 def parse_probe_output(stdout: str) -> dict[str, Any]:

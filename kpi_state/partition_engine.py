@@ -24,7 +24,7 @@ from kpi_state.entity import (
 )
 from kpi_state.entity_kinds import KINDS, kind_of
 from kpi_state.events import Event
-from kpi_state.rep_days import LEGACY, OpenDay, RepDays, day_index, day_key, slots, split_day_key
+from kpi_state.rep_days import DAY_S, LEGACY, OpenDay, RepDays, day_index, day_key, slots, split_day_key
 from kpi_state.rep_days import PREFIX as DAY_PREFIX
 
 APPLIED = "applied"
@@ -344,8 +344,14 @@ class PartitionEngine:
                 state.add_counts(day.counts)
                 digests += slots(day.digests)
                 if not day.seen:
+                    if index != LEGACY:
+                        days.sealed_through = max(days.sealed_through, index)
+                        # Sealed once the rep's newest event was a horizon past its end.
+                        record.newest_ts = max(record.newest_ts, (index + 1) * DAY_S + self.horizon)
                     continue
                 record.seen.update(day.seen)
+                # Days can be newer than the record (a worker died between the two writes).
+                record.newest_ts = max(record.newest_ts, max(ts for _, ts in day.seen.values()))
                 bucket = days.open[index] = OpenDay()
                 bucket.ids = list(day.seen)
                 bucket.counts = {(kpi, local_day): n for kpi, local_day, n in day.counts}

@@ -19,6 +19,9 @@ Writes of one rep leave in the order of `RepDays.take` then its record (Partitio
 take_dirty), on one partition. A worker that dies part way leaves days newer than the
 record: the events after the record's offsets are read again, and the days' ids tell them
 as duplicates, so nothing is counted twice; counts are never in a record the days lack.
+Recovery takes the rep's newest event time from its days too, and no event arrives in a
+day already sealed (`RepDays.sealed_through`), so a sealed day's record is never
+overwritten by an open one.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class OpenDay:
 class RepDays:
     """One rep's open days, and the day records it owes the state topic."""
 
-    __slots__ = ("open", "dirty", "sealed", "legacy_until", "legacy_digests")
+    __slots__ = ("open", "dirty", "sealed", "sealed_through", "legacy_until", "legacy_digests")
 
     def __init__(self) -> None:
         # index -> day, oldest first: a rep's arrival days only move forward (its newest
@@ -79,12 +82,18 @@ class RepDays:
         self.open: dict[int, OpenDay] = {}
         self.dirty: set[int] = set()
         self.sealed: dict[int, RepDay] = {}  # sealed since the last take: written once
+        # The newest day sealed: nothing arrives in it or before it again, so a sealed day's
+        # record is never overwritten by an open one (even if the rep's newest event time
+        # was recovered from a record older than its days, see PartitionEngine.rebuild).
+        self.sealed_through = LEGACY
         # A migrated rep's LEGACY day is open until its newest id is past the horizon, and
         # keeps the old record's digests with it.
         self.legacy_until = 0.0
         self.legacy_digests = b""
 
     def add(self, index: int, event_id: str, kpi: str, day: str) -> None:
+        if index <= self.sealed_through:
+            index = self.sealed_through + 1
         bucket = self.open.get(index)
         if bucket is None:
             bucket = self.open[index] = OpenDay()
@@ -95,8 +104,9 @@ class RepDays:
     def due(self, cutoff: float) -> int | None:
         """The oldest open day if it is wholly before `cutoff` (newest event time less the horizon)."""
         for index in self.open:
-            end = self.legacy_until if index == LEGACY else (index + 1) * DAY_S
-            return index if end <= cutoff else None
+            if index == LEGACY:  # its newest id is kept up to the horizon, as in one record
+                return index if self.legacy_until < cutoff else None
+            return index if (index + 1) * DAY_S <= cutoff else None
         return None
 
     def seal(self, index: int) -> tuple[list[str], list[bytes]]:
@@ -106,6 +116,7 @@ class RepDays:
         digests = [id_digests.digest(event_id) for event_id in bucket.ids]
         stored = digests + slots(self.legacy_digests) if index == LEGACY else digests
         self.sealed[index] = RepDay(digests=b"".join(sorted(stored)), counts=bucket.count_list())
+        self.sealed_through = max(self.sealed_through, index)
         if index == LEGACY:
             self.legacy_digests = b""
         return bucket.ids, digests

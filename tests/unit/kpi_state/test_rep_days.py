@@ -161,3 +161,26 @@ def test_a_crash_during_the_migration_counts_the_old_record_once() -> None:
     assert [calls_on(again, "rep:a", day_of(d)) for d in range(5)] == [D(20)] * 5
     assert calls_on(again, "rep:a", day_of(5)) == D(1)
     assert feed(again, call("after", MON + 5 * DAY), offset) == "duplicate"
+
+
+def test_a_sealed_day_written_without_its_record_is_never_reopened() -> None:
+    # Horizon 1 day: a call three days on seals day 0.
+    e, topic = engine(1), Topic()
+    for n in range(10):
+        assert feed(e, call(f"d0-{n}", MON + n * 60), n) == APPLIED
+    topic.take(e)
+    assert feed(e, call("jump", MON + 3 * DAY), 10) == APPLIED
+    written = e.take_dirty()
+    assert day_key(day_index(MON), REP) in written  # sealed now
+    # The worker died after the days, before the rep's record (its newest time is day 0's).
+    topic.values.update({key: raw for key, raw in written.items() if key.startswith(b"~rep-day|")})
+    again = recovered(topic.values, horizon_days=1)
+    assert feed(again, call("jump", MON + 3 * DAY), 10) == "duplicate"
+    # A late event must not arrive in the sealed day 0, whose record it would overwrite.
+    assert feed(again, call("late", MON + 2 * HOUR), 11) == APPLIED
+    written = again.take_dirty()
+    assert day_key(day_index(MON), REP) not in written
+    topic.values.update(written)
+    later = recovered(topic.values, horizon_days=1)
+    assert calls_on(later, "rep:a", day_of(0)) == D(11)
+    assert feed(later, call("d0-3", MON + 3 * 60), 12) == "duplicate"

@@ -139,8 +139,4 @@ class EntityRecord(msgspec.Struct, array_like=True):
         # Folded into the large run once the small one is an eighth of it: each digest is
         # copied a bounded number of times on average, however many an entity gathers.
         if len(self.recent) > len(self.past) // 8 + 64 * id_digests.SIZE:
-            self.past, self.recent = id_digests.merged(self.past, self._slots(self.recent)), b""
-
-    @staticmethod
-    def _slots(run: bytes) -> list[bytes]:
-        return [run[i : i + id_digests.SIZE] for i in range(0, len(run), id_digests.SIZE)]
+            self.past, self.recent = id_digests.merged(self.past, id_digests.slots(self.recent)), b""

@@ -36,8 +36,13 @@ def contains(run: bytes, key: bytes) -> bool:
     return False
 
 
+def slots(run: bytes) -> list[bytes]:
+    """A sorted run's digests, each its 8 bytes."""
+    return [run[i : i + SIZE] for i in range(0, len(run), SIZE)]
+
+
 def merged(run: bytes, keys: Iterable[bytes]) -> bytes:
     """The sorted run with `keys` added (each digest once)."""
-    slots = {run[i : i + SIZE] for i in range(0, len(run), SIZE)}
-    slots.update(keys)
-    return b"".join(sorted(slots))
+    every = set(slots(run))
+    every.update(keys)
+    return b"".join(sorted(every))

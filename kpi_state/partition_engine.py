@@ -24,7 +24,7 @@ from kpi_state.entity import (
 )
 from kpi_state.entity_kinds import KINDS, kind_of
 from kpi_state.events import Event
-from kpi_state.rep_days import DAY_S, LEGACY, OpenDay, RepDays, day_index, day_key, slots, split_day_key
+from kpi_state.rep_days import DAY_S, LEGACY, OpenDay, RepDays, day_index, day_key, split_day_key
 from kpi_state.rep_days import PREFIX as DAY_PREFIX
 
 APPLIED = "applied"
@@ -223,6 +223,12 @@ class PartitionEngine:
             self.dirty.add(key)  # settled events keep no record: persist the smaller state
             self._settle_later(key)
 
+    def _days_of(self, key: bytes) -> RepDays:
+        days = self.rep_days.get(key)
+        if days is None:
+            days = self.rep_days[key] = RepDays()
+        return days
+
     def _mark_rep(
         self, key: bytes, record: EntityRecord, origin: str, offset: int, event: Event, fingerprint: int,
         kpi: str, day: str,
@@ -230,9 +236,7 @@ class PartitionEngine:
         """A rep remembers the id in its arrival day (kpi_state.rep_days), with the count it added."""
         record.note(origin, offset)
         record.seen[event.event_id] = (fingerprint, event.ts)
-        days = self.rep_days.get(key)
-        if days is None:
-            days = self.rep_days[key] = RepDays()
+        days = self._days_of(key)
         advanced = event.ts > record.newest_ts
         if advanced:
             record.newest_ts = event.ts
@@ -334,15 +338,13 @@ class PartitionEngine:
             state = self.states.get(key)
             if state is None:
                 state = self.states[key] = ActivityState()
-            days = self.rep_days.get(key)
-            if days is None:
-                days = self.rep_days[key] = RepDays()
+            days = self._days_of(key)
             digests: list[bytes] = []
             for index, day in sorted(stored, key=lambda item: item[0]):
                 if index == LEGACY and key in legacy:
                     continue  # made from the old record, which is still the one stored
                 state.add_counts(day.counts)
-                digests += slots(day.digests)
+                digests += id_digests.slots(day.digests)
                 if not day.seen:
                     if index != LEGACY:
                         days.sealed_through = max(days.sealed_through, index)
@@ -359,16 +361,14 @@ class PartitionEngine:
                     days.legacy_until = max(ts for _, ts in day.seen.values())
                     days.legacy_digests = day.digests
             if digests:
-                record.past = id_digests.merged(record.past, slots(record.recent) + digests)
+                record.past = id_digests.merged(record.past, id_digests.slots(record.recent) + digests)
                 record.recent = b""
 
     def _migrate_rep(self, key: bytes) -> None:
         """A rep stored as one whole record: its ids and counts become its LEGACY day."""
         record = self.records[key]
         state = self.states.get(key)
-        days = self.rep_days.get(key)
-        if days is None:
-            days = self.rep_days[key] = RepDays()
+        days = self._days_of(key)
         legacy = OpenDay()
         if state is not None:
             legacy.counts = {(kpi, day): n for kpi, by_day in state.counts.items() for day, n in by_day.items()}
@@ -376,7 +376,7 @@ class PartitionEngine:
         days.open = {LEGACY: legacy, **days.open}
         days.dirty.add(LEGACY)
         days.legacy_until = max((ts for _, ts in record.seen.values()), default=0.0)
-        days.legacy_digests = id_digests.merged(record.past, slots(record.recent))
+        days.legacy_digests = id_digests.merged(record.past, id_digests.slots(record.recent))
         self.dirty.add(key)
 
     # --- internals ----------------------------------------------------------------------

@@ -114,7 +114,7 @@ class RepDays:
         bucket = self.open.pop(index)
         self.dirty.discard(index)
         digests = [id_digests.digest(event_id) for event_id in bucket.ids]
-        stored = digests + slots(self.legacy_digests) if index == LEGACY else digests
+        stored = digests + id_digests.slots(self.legacy_digests) if index == LEGACY else digests
         self.sealed[index] = RepDay(digests=b"".join(sorted(stored)), counts=bucket.count_list())
         self.sealed_through = max(self.sealed_through, index)
         if index == LEGACY:
@@ -134,7 +134,3 @@ class RepDays:
         self.dirty.clear()
         return out
 
-
-def slots(run: bytes) -> list[bytes]:
-    """A sorted run's 8-byte digests."""
-    return [run[i : i + id_digests.SIZE] for i in range(0, len(run), id_digests.SIZE)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
 from typing import NamedTuple
@@ -48,20 +48,33 @@ def _dims_of(key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     return known
 
 
-def windowed(t: Totals, stages: tuple[str, ...], with_dims: bool = True) -> Iterator[KpiResult]:
-    """KPIs defined over events in the window, for any window kind (`with_dims`: the
-    per-stage ones too)."""
+def windowed(t: Totals, stages: tuple[str, ...], kpis: frozenset[str] | None = None) -> Iterator[KpiResult]:
+    """KPIs defined over events in the window, for any window kind; with `kpis`, only the
+    groups holding one of them (the others read none of the components asked about)."""
     v = t.value
-    for name in ("calls", "emails", "meetings_booked", "demos", "prospects_contacted", "opportunities_created"):
+    for group in WINDOWED_GROUPS:
+        if kpis is None or not kpis.isdisjoint(group.kpis):
+            yield from group.compute(t, v, stages)
+
+
+def _activity(t: Totals, v: Callable[[str], Decimal], stages: tuple[str, ...]) -> Iterator[KpiResult]:
+    for name in ACTIVITY_COUNTS:
         yield _count(name, v(name))
-    won, lost = v("won"), v("lost")
     yield _ratio("meeting_rate", v("meetings_booked"), v("calls"))
+
+
+def _opportunities(t: Totals, v: Callable[[str], Decimal], stages: tuple[str, ...]) -> Iterator[KpiResult]:
+    yield _count("opportunities_created", v("opportunities_created"))
+    won, lost = v("won"), v("lost")
     yield _ratio("win_rate", won, won + lost)
     yield _ratio("lead_conversion", v("created_won"), v("opportunities_created"))
     yield _ratio("sales_cycle_days", v("cycle_days_sum"), won)
     yield _count("bookings", v("bookings"))
     yield _count("won_deals", won)
     yield _ratio("average_deal_size", v("bookings"), won)
+
+
+def _billing(t: Totals, v: Callable[[str], Decimal], stages: tuple[str, ...]) -> Iterator[KpiResult]:
     revenue = v("invoiced") - v("credited")
     orders = v("orders")
     yield _count("revenue", revenue)
@@ -69,13 +82,52 @@ def windowed(t: Totals, stages: tuple[str, ...], with_dims: bool = True) -> Iter
     yield _count("units_sold", v("units"))
     yield _ratio("average_basket", revenue, orders)
     yield _ratio("gross_margin", v("margin_with_cost"), v("gross_with_cost"))
+    yield _ratio("purchase_frequency", orders, Decimal(t.distinct("customers_invoiced")))
+    yield _ratio("days_to_pay", v("paid_days_sum"), v("paid_count"))
+
+
+def _acquisition(t: Totals, v: Callable[[str], Decimal], stages: tuple[str, ...]) -> Iterator[KpiResult]:
     new_customers = v("new_customers")
     yield _count("new_customers", new_customers)
     yield _ratio("cac", v("spend"), new_customers)
-    yield _ratio("purchase_frequency", orders, Decimal(t.distinct("customers_invoiced")))
-    yield _ratio("days_to_pay", v("paid_days_sum"), v("paid_count"))
-    if with_dims:
-        yield from _by_dims(t, stages)
+
+
+def _stages(t: Totals, v: Callable[[str], Decimal], stages: tuple[str, ...]) -> Iterator[KpiResult]:
+    return _by_dims(t, stages)
+
+
+class KpiGroup(NamedTuple):
+    """KPIs computed together, and every component (day-cell key before any `|`) they read."""
+
+    kpis: frozenset[str]
+    components: frozenset[str]
+    compute: Callable[[Totals, Callable[[str], Decimal], tuple[str, ...]], Iterator[KpiResult]]
+
+
+ACTIVITY_COUNTS = ("calls", "emails", "meetings_booked", "demos", "prospects_contacted")
+WINDOWED_GROUPS = (
+    KpiGroup(frozenset({*ACTIVITY_COUNTS, "meeting_rate"}), frozenset(ACTIVITY_COUNTS), _activity),
+    KpiGroup(frozenset({"opportunities_created", "win_rate", "lead_conversion", "sales_cycle_days",
+                        "bookings", "won_deals", "average_deal_size"}),
+             frozenset({"opportunities_created", "won", "lost", "created_won", "cycle_days_sum", "bookings"}),
+             _opportunities),
+    KpiGroup(frozenset({"revenue", "orders", "units_sold", "average_basket", "gross_margin",
+                        "purchase_frequency", "days_to_pay"}),
+             frozenset({"invoiced", "credited", "orders", "units", "margin_with_cost", "gross_with_cost",
+                        "customers_invoiced", "paid_days_sum", "paid_count"}),
+             _billing),
+    KpiGroup(frozenset({"new_customers", "cac"}), frozenset({"new_customers", "spend"}), _acquisition),
+    KpiGroup(frozenset({"stage_conversion", "stage_duration_days"}),
+             frozenset({"stage_entered", "stage_advanced", "stage_days_sum", "stage_left"}), _stages),
+)
+# What the other families read of a window's own totals. Growth reads the previous period
+# too, and the snapshots' velocity the 90-day rates: callers add those themselves.
+LIFETIME_COMPONENTS = frozenset({"invoiced", "credited", "orders", "customers_invoiced", "spend", "new_customers"})
+GROWTH_COMPONENTS = frozenset({"invoiced", "credited", "units"})
+SNAPSHOT_COMPONENTS = frozenset({"overdue", "open_opps", "open_value"})
+KNOWN_COMPONENTS = frozenset().union(
+    *(group.components for group in WINDOWED_GROUPS), LIFETIME_COMPONENTS, GROWTH_COMPONENTS, SNAPSHOT_COMPONENTS
+)
 
 
 def _by_dims(t: Totals, stages: tuple[str, ...]) -> Iterator[KpiResult]:

@@ -16,6 +16,9 @@ from kpi_state.calendar import (
 )
 from kpi_state.catalogue import CATALOGUE
 from kpi_state.formulas import (
+    KNOWN_COMPONENTS,
+    LIFETIME_COMPONENTS,
+    WINDOWED_GROUPS,
     KpiResult,
     growth,
     lifetime_value,
@@ -48,7 +51,6 @@ class ViewConfig:
 # clv and ltv_to_cac exist only for windows of a month or longer (CONTRACT §4).
 CLV_WINDOWS = frozenset({"month", "quarter", "year", "30d", "90d", "all"})
 # The KPIs of each group `_results` computes apart from the window's own (`windowed`).
-DIMS_KPIS = frozenset({"stage_conversion", "stage_duration_days"})
 LIFETIME_KPIS = frozenset({"clv", "ltv_to_cac"})
 GROWTH_KPIS = frozenset({"revenue_growth", "price_effect", "volume_effect"})
 SNAPSHOT_KPIS = frozenset({"overdue_receivables", "open_opportunities", "pipeline_value", "pipeline_velocity"})
@@ -56,6 +58,37 @@ SNAPSHOT_KPIS = frozenset({"overdue_receivables", "open_opportunities", "pipelin
 DAY_MOVED_KPIS = LIFETIME_KPIS | SNAPSHOT_KPIS
 # What `windowed` computes from the window's own totals, its stage KPIs included.
 WINDOWED_KPIS = frozenset(CATALOGUE) - LIFETIME_KPIS - GROWTH_KPIS - SNAPSHOT_KPIS - {"objective_attainment"}
+
+_READING: dict[tuple[frozenset[str], str], frozenset[str] | None] = {}
+
+
+def kpis_reading(components: frozenset[str], window: str) -> frozenset[str] | None:
+    """The KPIs of a `window` series that can have moved when only `components` of its
+    totals did (None: any of them). Growth always: it reads the previous period, and a
+    period's first event of any kind turns its growth from null into a number. `all`
+    always gets its lifetime and snapshot KPIs: they read the newest day and the 90-day
+    rates too."""
+    key = (components, window)
+    known = _READING.get(key, False)
+    if known is not False:
+        return known
+    if not components <= KNOWN_COMPONENTS:
+        kpis = None  # a component no group claims: recompute everything rather than guess
+    else:
+        found: set[str] = set()
+        for group in WINDOWED_GROUPS:
+            if not group.components.isdisjoint(components):
+                found |= group.kpis
+        if window in CLV_WINDOWS and not LIFETIME_COMPONENTS.isdisjoint(components):
+            found |= LIFETIME_KPIS
+        if window in CALENDAR_WINDOWS:
+            found |= GROWTH_KPIS
+        if window == "all":
+            found |= DAY_MOVED_KPIS
+        kpis = frozenset(found)
+    if len(_READING) < 10_000:
+        _READING[key] = kpis
+    return kpis
 
 
 # KPI → (unit, judged however little of a rolling window the data covers): ratios and means.
@@ -88,6 +121,10 @@ class KpiView:
         self._republish_wanted = False
         self._republishing = False
         self._day_only: set[Series] = set()  # `all` series only the newest day moved
+        # Series taken but not recomputed yet → the components that moved in them (see
+        # Rollup.take_changed); a series not here is recomputed whole.
+        self._moved: dict[Series, frozenset[str]] = {}
+        self._goals: dict[tuple[str, str], tuple[list[tuple[str, float]], frozenset[str]]] = {}
         self._bounds_cache: dict[tuple, tuple[str | None, str | None]] = {}
 
     def refresh(self, updated_at: float) -> list[KpiValue]:
@@ -108,6 +145,17 @@ class KpiView:
         self._republishing, self._republish_wanted = self._republish_wanted, False
         changed = self.rollup.take_changed()
         self._day_only = set() if self._republishing else self.rollup.day_only
+        moved = self._moved
+        if self._republishing:
+            moved.clear()
+        else:
+            # A series still waiting from an earlier take has moved in both takes' components.
+            for series, names in self.rollup.components.items():
+                earlier = moved.get(series)
+                moved[series] = names if earlier is None else earlier | names
+            for series in changed:
+                if series not in self.rollup.components:
+                    moved.pop(series, None)  # anything may have moved
         for scope, window, start in list(changed):
             if window in CALENDAR_WINDOWS and start:
                 day = date.fromisoformat(start)
@@ -117,6 +165,9 @@ class KpiView:
                 following = (scope, window, next_period_date(day, window).isoformat())
                 nxt = self.rollup.periods.get(following)
                 if nxt is not None and not nxt.empty:  # a period with no events has no records
+                    if following not in changed and not self._republishing:
+                        # Its own totals did not move: growth is all that can have.
+                        moved[following] = moved.get(following, frozenset())
                     changed.add(following)
         return sorted(changed)
 
@@ -152,7 +203,18 @@ class KpiView:
         key_middle = f"|{scope}|{window}|{key_start}"
         out = []
         # Only the day moved: the lifetime and snapshot KPIs are all that can have changed.
-        kpis = DAY_MOVED_KPIS if series in self._day_only else None
+        moved = self._moved.pop(series, None)
+        if series in self._day_only:
+            kpis = DAY_MOVED_KPIS
+        elif moved is not None:
+            kpis = kpis_reading(moved, window)
+            # An objective's attainment is a record however empty its KPI (objective under
+            # it): it is published the first time its series is, as with every KPI.
+            goals = self._objectives(scope, window)[1]
+            if kpis is not None and goals and not goals <= kpis:
+                kpis = kpis | goals
+        else:
+            kpis = None
         for result in self.results(series, kpis):
             numbers = (result.numerator, result.denominator, result.value, bounds)
             kpi, dims = result.kpi, result.dims
@@ -179,6 +241,15 @@ class KpiView:
             self._current = None
         return out
 
+    def _objectives(self, scope: str, window: str) -> tuple[list[tuple[str, float]], frozenset[str]]:
+        """The (kpi, objective) pairs of a scope and window kind, and their KPIs (asked per series)."""
+        key = (scope, window)
+        goals = self._goals.get(key)
+        if goals is None:
+            objectives = self.thresholds.objectives(scope, window)
+            goals = self._goals[key] = (objectives, frozenset(kpi for kpi, _ in objectives))
+        return goals
+
     def _results(self, series: Series, totals: Totals | None = None, day: date | None = None,
                  kpis: frozenset[str] | None = None) -> Iterable[KpiResult]:
         """The series' KPIs; with `kpis`, the groups holding none of them are left out."""
@@ -187,7 +258,7 @@ class KpiView:
         if totals is None:
             totals = rollup.totals(scope, window, start)
         if kpis is None or not kpis.isdisjoint(WINDOWED_KPIS):
-            yield from windowed(totals, config.stages, with_dims=kpis is None or not kpis.isdisjoint(DIMS_KPIS))
+            yield from windowed(totals, config.stages, kpis)
         if window in CLV_WINDOWS and (kpis is None or not kpis.isdisjoint(LIFETIME_KPIS)):
             # Shorter windows would extrapolate one purchase into a lifetime of daily ones.
             first = rollup.first_invoice_day(scope) if window == "all" else None
@@ -205,7 +276,7 @@ class KpiView:
         last (it reads the others: with `kpis`, only the objectives of those)."""
         results = list(self._results(series, kpis=kpis))
         yield from results
-        objectives = self.thresholds.objectives(series[0], series[1])
+        objectives = self._objectives(series[0], series[1])[0]
         if kpis is not None:
             objectives = [(kpi, goal) for kpi, goal in objectives if kpi in kpis]
         yield from attainment(results, objectives)

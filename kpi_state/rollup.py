@@ -77,6 +77,14 @@ class Rollup:
         self.merged: dict[tuple[str, str], Totals] = {}
         self.periods: dict[Series, Totals] = {}
         self.changed: set[Series] = set()
+        # What moved, so the view recomputes only the KPIs reading it: the cell keys each
+        # (scope, day) update changed since the last take, unless a series is in `_full`
+        # (marked by a path that does not say: a day move, a new scope, a recovery).
+        # `components` holds the last take's, per series (see take_changed).
+        self._touched: dict[tuple[str, str], set[str]] = {}
+        self._full: set[Series] = set()
+        self._rolling_full: set[str] = set()
+        self.components: dict[Series, frozenset[str]] = {}
         self.newest_ts: float | None = None
         self._newest_day: date | None = None
         self._rolling_dirty: set[str] = set()
@@ -108,6 +116,10 @@ class Rollup:
             totals.add(values, added, +1)
             if removed:
                 totals.add({}, removed, -1)
+        touched = self._touched.get(key)
+        if touched is None:
+            touched = self._touched[key] = set()
+        touched.update(values, added, removed)  # keys only; their components are found per take
         if update.values or update.members:
             by_partition[partition] = update
         else:
@@ -122,14 +134,19 @@ class Rollup:
             self.scopes.add(scope)
             # Every known scope shows its current periods, whether or not this update
             # falls in them: the same set of records as a recovery, which knows all scopes.
+            # Its first records are all of them, zeros included.
             self._mark_current(scope)
+            self._full.add((scope, "all", ""))
+            self._rolling_full.add(scope)
         if day:
             self._rolling_dirty.add(scope)
 
     def remember(self, scope: str, day: str) -> None:
         """A (scope, day) that held something once and is empty now: republish its periods."""
         self.scopes.add(scope)
-        self._targets(scope, date.fromisoformat(day) if day else None)
+        local = date.fromisoformat(day) if day else None
+        self._full.update(self._series_of(scope, local))
+        self._targets(scope, local)
 
     def see_time(self, ts: float) -> None:
         """Advance the newest event time (rolling windows end there)."""
@@ -140,13 +157,16 @@ class Rollup:
         if day != self._newest_day:
             self._newest_day = day
             self._rolling_dirty |= self.scopes
+            self._rolling_full |= self.scopes  # the windows moved: any KPI may have
             # The current calendar periods moved: their records must show up (possibly empty).
             for scope in self.scopes:
                 self._mark_current(scope)
 
     def take_changed(self) -> set[Series]:
         """The series to recompute; of them, `day_only` are the `all` series only the newest
-        day moved (their own totals are unchanged)."""
+        day moved (their own totals are unchanged), and `components` says what moved in
+        those only cell updates changed (a series not in it: anything may have)."""
+        self.components = self._take_components()
         day_only = set()
         for scope in self._rolling_dirty:
             for window in ROLLING_DAYS:
@@ -162,6 +182,29 @@ class Rollup:
         changed, self.changed = self.changed, set()
         return changed
 
+    def _take_components(self) -> dict[Series, frozenset[str]]:
+        """Per series, the components its cells' updates moved (see `components`)."""
+        full, rolling_full = self._full, self._rolling_full
+        by_series: dict[Series, set[str]] = {}
+        by_scope: dict[str, set[str]] = {}
+        for (scope, day), keys in self._touched.items():
+            names = {_component(key) for key in keys}
+            series = self._series_of(scope, date.fromisoformat(day) if day else None)
+            if day and scope not in rolling_full:
+                by_scope.setdefault(scope, set()).update(names)
+            for one in series:
+                if one not in full:
+                    by_series.setdefault(one, set()).update(names)
+        components = {one: frozenset(names) for one, names in by_series.items()}
+        for scope, names in by_scope.items():
+            frozen = frozenset(names)
+            for window in ROLLING_DAYS:
+                components[(scope, window, "")] = frozen
+        self._touched.clear()
+        full.clear()
+        rolling_full.clear()
+        return components
+
     @property
     def pending(self) -> int:
         """Series changed but not taken yet."""
@@ -169,13 +212,17 @@ class Rollup:
 
     def mark_all_changed(self) -> None:
         self.changed |= set(self.periods)
+        self._full |= set(self.periods)
         self._rolling_dirty |= self.scopes
+        self._rolling_full |= self.scopes
 
     def _mark_current(self, scope: str) -> None:
         day = self._newest_day
         if day is not None:
             for window in CALENDAR_WINDOWS:
-                self.changed.add((scope, window, period_start_date(day, window).isoformat()))
+                series = (scope, window, period_start_date(day, window).isoformat())
+                self.changed.add(series)
+                self._full.add(series)
 
     # --- reads --------------------------------------------------------------------------
     @property
@@ -202,9 +249,7 @@ class Rollup:
     def _targets(self, scope: str, local: date | None) -> list[Totals]:
         """The totals of every period holding (scope, local day), each marked changed; a
         snapshot cell (no day) is held by `all` only."""
-        series: list[Series] = [(scope, "all", "")]
-        if local is not None:
-            series += [(scope, window, start) for window, start in _period_starts(local)]
+        series = self._series_of(scope, local)
         out = []
         periods = self.periods
         for one in series:
@@ -214,6 +259,14 @@ class Rollup:
             out.append(totals)
             self.changed.add(one)
         return out
+
+    @staticmethod
+    def _series_of(scope: str, local: date | None) -> list[Series]:
+        """Every series holding (scope, local day): `all`, and the calendar periods of a day."""
+        series: list[Series] = [(scope, "all", "")]
+        if local is not None:
+            series += [(scope, window, start) for window, start in _period_starts(local)]
+        return series
 
     def rolling(self, scope: str, days: int, as_of: date) -> Totals:
         """The merged cells of the `days` local days up to `as_of`, summed (read it, never write it)."""
@@ -252,6 +305,19 @@ class Rollup:
             if entry is not None and 0 <= (entry[0] - local).days < days:
                 out.append(entry[1])
         return out
+
+
+_COMPONENTS: dict[str, str] = {}
+
+
+def _component(key: str) -> str:
+    """A cell key's component: the part before any `|` (a few dozen distinct keys)."""
+    name = _COMPONENTS.get(key)
+    if name is None:
+        name = key.partition("|")[0]
+        if len(_COMPONENTS) < 10_000:
+            _COMPONENTS[key] = name
+    return name
 
 
 @lru_cache(maxsize=4096)

@@ -75,7 +75,12 @@ class Rollup:
         self.tz = tz
         self.parts: dict[tuple[str, str], dict[int, CellUpdate]] = {}
         self.merged: dict[tuple[str, str], Totals] = {}
-        self.periods: dict[Series, Totals] = {}
+        self._periods: dict[Series, Totals] = {}
+        # Net changes of merged cells not yet added to the periods and kept rolling sums
+        # holding them: a worker on a backlog updates each (scope, day) once a batch, and
+        # adding each update to its nine periods then cost more than everything else the
+        # rollup does; added once per read (a flush, an alert's judgement) instead.
+        self._unsettled: dict[tuple[str, str], _NetChange] = {}
         self.changed: set[Series] = set()
         # What moved, so the view recomputes only the KPIs reading it: the cell keys each
         # (scope, day) update changed since the last take, unless a series is in `_full`
@@ -111,11 +116,13 @@ class Rollup:
         # Only the difference goes into the merged cell and the periods holding it: a cell
         # update usually moves a count or two of the dozen components it holds.
         values, added, removed = _difference(old, update)
-        local = date.fromisoformat(day) if day else None
-        for totals in (merged, *self._targets(scope, local), *self._sums_holding(scope, local)):
-            totals.add(values, added, +1)
-            if removed:
-                totals.add({}, removed, -1)
+        merged.add(values, added, +1)
+        if removed:
+            merged.add({}, removed, -1)
+        net = self._unsettled.get(key)
+        if net is None:
+            net = self._unsettled[key] = _NetChange()
+        net.add(values, added, removed)
         touched = self._touched.get(key)
         if touched is None:
             touched = self._touched[key] = set()
@@ -166,6 +173,7 @@ class Rollup:
         """The series to recompute; of them, `day_only` are the `all` series only the newest
         day moved (their own totals are unchanged), and `components` says what moved in
         those only cell updates changed (a series not in it: anything may have)."""
+        self._settle()
         self.components = self._take_components()
         day_only = set()
         for scope in self._rolling_dirty:
@@ -207,8 +215,29 @@ class Rollup:
 
     @property
     def pending(self) -> int:
-        """Series changed but not taken yet."""
-        return len(self.changed) + len(self._rolling_dirty)
+        """Series changed but not taken yet (cells not yet added to theirs count one each)."""
+        return len(self.changed) + len(self._rolling_dirty) + len(self._unsettled)
+
+    @property
+    def periods(self) -> dict[Series, Totals]:
+        """The calendar periods' and `all`'s totals (read them, never write them)."""
+        self._settle()
+        return self._periods
+
+    def _settle(self) -> None:
+        """Add the merged cells' net changes to the periods and rolling sums holding them."""
+        unsettled = self._unsettled
+        if not unsettled:
+            return
+        self._unsettled = {}
+        for (scope, day), net in unsettled.items():
+            values, gained, lost = net.split()
+            local = date.fromisoformat(day) if day else None
+            for totals in (*self._targets(scope, local), *self._sums_holding(scope, local)):
+                if values or gained:
+                    totals.add(values, gained, +1)
+                if lost:
+                    totals.add({}, lost, -1)
 
     def mark_all_changed(self) -> None:
         self.changed |= set(self.periods)
@@ -234,7 +263,7 @@ class Rollup:
             if self._newest_day is None:
                 return Totals()
             return self.rolling(scope, ROLLING_DAYS[window], self._newest_day)
-        return self.periods.get((scope, window, start)) or Totals()
+        return self.periods.get((scope, window, start)) or Totals()  # `periods` settles first
 
     def first_invoice_day(self, scope: str) -> date | None:
         days = self.invoice_days.get(scope)
@@ -251,7 +280,7 @@ class Rollup:
         snapshot cell (no day) is held by `all` only."""
         series = self._series_of(scope, local)
         out = []
-        periods = self.periods
+        periods = self._periods
         for one in series:
             totals = periods.get(one)
             if totals is None:
@@ -270,6 +299,9 @@ class Rollup:
 
     def rolling(self, scope: str, days: int, as_of: date) -> Totals:
         """The merged cells of the `days` local days up to `as_of`, summed (read it, never write it)."""
+        # Kept sums must hold every change before they move: moving one reads merged
+        # cells, which hold them already.
+        self._settle()
         entry = self._sums.get((scope, days))
         if entry is None or 2 * abs((as_of - entry[0]).days) >= days:
             totals = Totals()
@@ -305,6 +337,42 @@ class Rollup:
             if entry is not None and 0 <= (entry[0] - local).days < days:
                 out.append(entry[1])
         return out
+
+
+class _NetChange:
+    """What a merged cell gained and lost since its periods last took its changes: amounts
+    by key, and members by key with a signed count each."""
+
+    __slots__ = ("values", "members")
+
+    def __init__(self) -> None:
+        self.values: dict[str, Decimal] = {}
+        self.members: dict[str, Counter[str]] = {}
+
+    def add(self, values: dict[str, Decimal], added: dict[str, list[str]], removed: dict[str, list[str]]) -> None:
+        mine = self.values
+        for key, amount in values.items():
+            mine[key] = mine.get(key, 0) + amount
+        for ids, sign in ((added, 1), (removed, -1)):
+            for key, members in ids.items():
+                counts = self.members.get(key)
+                if counts is None:
+                    counts = self.members[key] = Counter()
+                for member in members:
+                    counts[member] += sign
+
+    def split(self) -> tuple[dict[str, Decimal], dict[str, list[str]], dict[str, list[str]]]:
+        """(amounts that moved, members gained, members lost), each member as often as it moved."""
+        values = {key: amount for key, amount in self.values.items() if amount}
+        gained: dict[str, list[str]] = {}
+        lost: dict[str, list[str]] = {}
+        for key, counts in self.members.items():
+            for member, times in counts.items():
+                if times > 0:
+                    gained.setdefault(key, []).extend([member] * times)
+                elif times < 0:
+                    lost.setdefault(key, []).extend([member] * -times)
+        return values, gained, lost
 
 
 _COMPONENTS: dict[str, str] = {}

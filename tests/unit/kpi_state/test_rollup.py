@@ -241,3 +241,49 @@ def test_a_rolling_sum_kept_between_questions_equals_one_summed_afresh(steps) ->
                 expected.add_totals(cell, +1)
         got = rollup.rolling(scope, days, as_of)
         assert (got.values, got.members) == (expected.values, expected.members), (scope, days, as_of)
+
+
+def _summed(rollup: Rollup, scope: str, days: list[date]) -> tuple[dict, dict]:
+    """The merged cells of `days` added up from scratch: what any period or rolling sum must hold."""
+    values: dict[str, D] = {}
+    members: dict[str, dict[str, int]] = {}
+    for day in days:
+        cell = rollup.merged.get((scope, day.isoformat()))
+        if cell is None:
+            continue
+        for key, amount in cell.values.items():
+            values[key] = values.get(key, 0) + amount
+        for key, ids in cell.members.items():
+            for member, times in ids.items():
+                members.setdefault(key, {})[member] = members.setdefault(key, {}).get(member, 0) + times
+    return ({k: v for k, v in values.items() if v}, {k: v for k, v in members.items() if v})
+
+
+def _held(totals: Totals) -> tuple[dict, dict]:
+    return ({k: v for k, v in totals.values.items() if v}, {k: dict(v) for k, v in totals.members.items() if v})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 40), st.integers(0, 3), st.integers(0, 3),
+                          st.frozensets(st.sampled_from("abcd")), st.booleans()), min_size=1, max_size=60))
+def test_periods_and_rolling_sums_hold_every_update_whenever_they_are_read(steps) -> None:
+    # Updates reach the periods and the kept rolling sums when something reads them; reads
+    # in between (a rolling sum moving to another day included) must see every update.
+    first = date(2026, 1, 1)
+    rollup = Rollup("UTC")
+    for partition, offset, n_calls, orders, customers, read in steps:
+        day = first + timedelta(days=offset)
+        members = {"customers_invoiced": sorted(customers)} if customers else {}
+        rollup.update(partition, "rep:a", day.isoformat(),
+                      CellUpdate({k: D(v) for k, v in (("calls", n_calls), ("orders", orders)) if v}, members))
+        if read:
+            as_of = first + timedelta(days=(offset * 7) % 45)
+            for length in (7, 30):
+                window = [as_of - timedelta(days=back) for back in range(length)]
+                assert _held(rollup.rolling("rep:a", length, as_of)) == _summed(rollup, "rep:a", window)
+    days = [first + timedelta(days=n) for n in range(41)]
+    assert _held(rollup.periods[("rep:a", "all", "")]) == _summed(rollup, "rep:a", days)
+    january = [d for d in days if d.month == 1]
+    assert _held(rollup.totals("rep:a", "month", "2026-01-01")) == _summed(rollup, "rep:a", january)
+    as_of = days[-1]
+    assert _held(rollup.rolling("rep:a", 7, as_of)) == _summed(rollup, "rep:a", days[-7:])

@@ -114,7 +114,7 @@ class Runtime:
         }
 
     def unpublished(self) -> float:
-        cells = sum(len(engine.cells.dirty) for engine in self.entities.engines.values())
+        cells = sum(engine.cells.changed() for engine in self.entities.engines.values())
         # Records Redis has not taken yet count too: a flush is done when every sink has it.
         publishing = self.publisher.in_flight + self.publisher.redis_waiting if self.publisher is not None else 0
         return float(cells + self.rollup.rollup.pending + publishing)

@@ -84,6 +84,10 @@ class DayCells:
         self._open: set[Cell] = set()  # cells stored as a dict, packed once their day is past
         self.members: dict[Cell, dict[str, Counter[str]]] = {}
         self.dirty: set[Cell] = set()
+        # Activity counts not yet added to their cells: (attribution, day, component) → n.
+        # An event counts in four scopes (its rep's, team's, region's and the company's);
+        # adding each one there cost four cell updates an event, folded once a batch instead.
+        self._counts: dict[tuple[tuple[str, str], str, str], int] = {}
         # Contributions last applied per entity, for entities updated by replacement.
         self.by_entity: dict[bytes, list[Contribution]] = {}
 
@@ -142,18 +146,39 @@ class DayCells:
     def count(self, component: str, attribution: tuple[str, str], day: str) -> None:
         """One more of a plain count in every scope of `attribution`: `apply` of the single
         contribution (component, attribution, day, (), 1), without building it. Activity
-        events, most of any traffic, change their cells this way only."""
+        events, most of any traffic, change their cells this way only (see `_counts`)."""
         if day > self.newest_day:
             self.newest_day = day
+        key = (attribution, day, component)
+        counts = self._counts
+        counts[key] = counts.get(key, 0) + 1
+
+    def _fold_counts(self) -> None:
+        """Add the pending activity counts to the cells of every scope they count in."""
+        counts = self._counts
+        if not counts:
+            return
+        self._counts = {}
         all_values = self.values
         dirty_add = self.dirty.add
-        for scope in self.directory.scopes(attribution):
-            cell = (scope, day)
-            dirty_add(cell)
-            values = all_values.get(cell)
-            if type(values) is not dict:
-                values = self._opened(cell, values)
-            values[component] = values.get(component, 0) + 1
+        scopes_of = self.directory.scopes
+        for (attribution, day, component), n in counts.items():
+            for scope in scopes_of(attribution):
+                cell = (scope, day)
+                dirty_add(cell)
+                values = all_values.get(cell)
+                if type(values) is not dict:
+                    values = self._opened(cell, values)
+                values[component] = values.get(component, 0) + n
+
+    def changed(self) -> int:
+        """Cells changed since the last take, counts not yet folded in included (about)."""
+        return len(self.dirty) + len(self._counts)
+
+    def cell(self, scope: str, day: str) -> dict[str, int | Decimal]:
+        """The values of one cell as they stand (read it, never write it)."""
+        self._fold_counts()
+        return dict(_items(self.values.get((scope, day))))
 
     def _opened(self, cell: Cell, stored: Packed | None) -> dict[str, int | Decimal]:
         """The writable values of a cell that is new (`stored` None) or packed (a past day)."""
@@ -178,6 +203,7 @@ class DayCells:
 
     def clear(self) -> None:
         """Forget everything, marking every cell that held something as changed."""
+        self._fold_counts()
         self.dirty |= set(self.values) | set(self.members)
         self.values.clear()
         self.members.clear()
@@ -185,10 +211,12 @@ class DayCells:
         self._open.clear()
 
     def mark_all_dirty(self) -> None:
+        self._fold_counts()
         self.dirty |= set(self.values) | set(self.members)
 
     def take_dirty(self) -> dict[Cell, CellUpdate]:
         """Absolute content of every changed cell (empty cells included, so they clear)."""
+        self._fold_counts()
         out: dict[Cell, CellUpdate] = {}
         newest = self.newest_day
         for cell in self.dirty:

@@ -220,7 +220,7 @@ class Worker:
             await self.step(rng)
         await self.publisher.flush()
         # Drained means what the integration tests wait for: nothing left unsent.
-        assert not any(engine.cells.dirty for engine in self.entities.engines.values())
+        assert not any(engine.cells.changed() for engine in self.entities.engines.values())
         assert not self.rollup.rollup.pending
 
 

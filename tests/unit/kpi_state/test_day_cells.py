@@ -166,3 +166,23 @@ def test_apply_change_leaves_the_cells_of_unchanged_contributions_alone() -> Non
     c.apply_change(kept, kept + [Contribution("bookings", ("rep", "a"), TUE, (), D("99"))])
     assert set(c.take_dirty()) == {(scope, TUE) for scope in ("rep:a", "team:t1", "region:north", "global")}
     assert c.take_dirty() == {}
+
+
+def test_counted_events_reach_the_same_cells_as_applied_contributions() -> None:
+    # `count` (activity events) adds to its cells only when they are read or taken; mixed
+    # with contributions applied at once, the cells must end up as if all were applied.
+    counted, applied = cells(), cells()
+    steps = [("calls", "a", MON), ("calls", "b", MON), ("emails", "a", TUE), ("calls", "a", MON)]
+    for component, rep, day in steps:
+        counted.count(component, ("rep", rep), day)
+        applied.apply([Contribution(component, ("rep", rep), day)])
+    counted.apply([created("b", TUE)])
+    applied.apply([created("b", TUE)])
+    assert counted.changed() > 0
+    assert counted.cell("team:t1", MON) == {"calls": 3}
+    assert counted.take_dirty() == applied.take_dirty()
+    assert counted.changed() == 0
+    counted.count("calls", ("rep", "a"), MON)  # a packed past day's cell keeps counting
+    counted.count("calls", ("rep", "a"), TUE)
+    applied.apply([Contribution("calls", ("rep", "a"), MON), Contribution("calls", ("rep", "a"), TUE)])
+    assert counted.take_dirty() == applied.take_dirty()

@@ -48,7 +48,7 @@ def feed(e: PartitionEngine, event, offset: int) -> str:
 
 
 def calls_on(e: PartitionEngine, scope: str, day: str) -> D:
-    return e.cells.values.get((scope, day), {}).get("calls", D(0))
+    return e.cells.cell(scope, day).get("calls", D(0))
 
 
 def test_an_event_applies_once_per_offset() -> None:
@@ -140,7 +140,7 @@ def invoice(due: float, total: int = 1200) -> InvoiceIssued:
 
 def overdue(e: PartitionEngine) -> D:
     e.take_cells()
-    return e.cells.values.get(("rep:a", ""), {}).get("overdue", D(0))
+    return e.cells.cell("rep:a", "").get("overdue", D(0))
 
 
 def test_snapshots_are_refreshed_as_time_advances() -> None:

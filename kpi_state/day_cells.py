@@ -84,10 +84,12 @@ class DayCells:
         self._open: set[Cell] = set()  # cells stored as a dict, packed once their day is past
         self.members: dict[Cell, dict[str, Counter[str]]] = {}
         self.dirty: set[Cell] = set()
-        # Activity counts not yet added to their cells: (attribution, day, component) → n.
+        # Activity counts not yet added to their cells: (scopes, day, component) → n.
         # An event counts in four scopes (its rep's, team's, region's and the company's);
         # adding each one there cost four cell updates an event, folded once a batch instead.
-        self._counts: dict[tuple[tuple[str, str], str, str], int] = {}
+        # The scopes are those of when it was counted: a rep moved to another team before
+        # the fold must not take the event along (the rebuild after a move does that).
+        self._counts: dict[tuple[tuple[str, ...], str, str], int] = {}
         # Contributions last applied per entity, for entities updated by replacement.
         self.by_entity: dict[bytes, list[Contribution]] = {}
 
@@ -149,7 +151,7 @@ class DayCells:
         events, most of any traffic, change their cells this way only (see `_counts`)."""
         if day > self.newest_day:
             self.newest_day = day
-        key = (attribution, day, component)
+        key = (self.directory.scopes(attribution), day, component)
         counts = self._counts
         counts[key] = counts.get(key, 0) + 1
 
@@ -161,10 +163,9 @@ class DayCells:
         self._counts = {}
         all_values = self.values
         dirty_add = self.dirty.add
-        scopes_of = self.directory.scopes
         # The same few lines as `apply`'s, inlined likewise: a call per cell costs what folding saves.
-        for (attribution, day, component), n in counts.items():
-            for scope in scopes_of(attribution):
+        for (scopes, day, component), n in counts.items():
+            for scope in scopes:
                 cell = (scope, day)
                 dirty_add(cell)
                 values = all_values.get(cell)

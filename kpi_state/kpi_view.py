@@ -59,6 +59,7 @@ DAY_MOVED_KPIS = LIFETIME_KPIS | SNAPSHOT_KPIS
 # What `windowed` computes from the window's own totals, its stage KPIs included.
 WINDOWED_KPIS = frozenset(CATALOGUE) - LIFETIME_KPIS - GROWTH_KPIS - SNAPSHOT_KPIS - {"objective_attainment"}
 
+_WHOLE = frozenset({"<whole>"})  # in KpiView._moved: recompute every KPI
 _READING: dict[tuple[frozenset[str], str], frozenset[str] | None] = {}
 
 
@@ -150,12 +151,15 @@ class KpiView:
             moved.clear()
         else:
             # A series still waiting from an earlier take has moved in both takes' components.
-            for series, names in self.rollup.components.items():
-                earlier = moved.get(series)
-                moved[series] = names if earlier is None else earlier | names
+            # A series waiting whole (`_WHOLE`) stays whole.
+            components = self.rollup.components
             for series in changed:
-                if series not in self.rollup.components:
-                    moved.pop(series, None)  # anything may have moved
+                names = components.get(series)
+                earlier = moved.get(series)
+                if names is None or earlier is _WHOLE:
+                    moved[series] = _WHOLE  # anything may have moved
+                else:
+                    moved[series] = names if earlier is None else earlier | names
         for scope, window, start in list(changed):
             if window in CALENDAR_WINDOWS and start:
                 day = date.fromisoformat(start)
@@ -167,7 +171,7 @@ class KpiView:
                 if nxt is not None and not nxt.empty:  # a period with no events has no records
                     if following not in changed and not self._republishing:
                         # Its own totals did not move: growth is all that can have.
-                        moved[following] = moved.get(following, frozenset())
+                        moved.setdefault(following, frozenset())
                     changed.add(following)
         return sorted(changed)
 
@@ -203,7 +207,9 @@ class KpiView:
         key_middle = f"|{scope}|{window}|{key_start}"
         out = []
         # Only the day moved: the lifetime and snapshot KPIs are all that can have changed.
-        moved = self._moved.pop(series, None)
+        moved = self._moved.pop(series, _WHOLE)
+        if not known or moved is _WHOLE:
+            moved = None  # never computed: its first records are all of them, whatever moved
         if series in self._day_only:
             kpis = DAY_MOVED_KPIS
         elif moved is not None:

@@ -186,3 +186,15 @@ def test_counted_events_reach_the_same_cells_as_applied_contributions() -> None:
     counted.count("calls", ("rep", "a"), TUE)
     applied.apply([Contribution("calls", ("rep", "a"), MON), Contribution("calls", ("rep", "a"), TUE)])
     assert counted.take_dirty() == applied.take_dirty()
+
+
+def test_a_count_lands_in_the_scopes_of_when_it_was_counted() -> None:
+    # A rep placed in another team before the fold (the reps file is read while a batch
+    # awaits its dead letters) keeps its counted events where `apply` would have put them;
+    # the rebuild after the move carries them over.
+    counted, applied = cells(), cells()
+    counted.count("calls", ("rep", "a"), MON)
+    applied.apply([Contribution("calls", ("rep", "a"), MON)])
+    for c in (counted, applied):
+        c.directory.place("a", "t2", "north")
+    assert counted.take_dirty() == applied.take_dirty()

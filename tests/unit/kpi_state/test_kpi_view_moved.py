@@ -9,6 +9,8 @@ from decimal import Decimal as D
 
 import pytest
 
+from agents.rollup_step import RollupStep, table_key
+from kpi_state.codec import STORED_PARTS, StoredParts
 from kpi_state.day_cells import CellUpdate
 from kpi_state.kpi_view import KpiView, ViewConfig, kpis_reading
 from kpi_state.rollup import Rollup
@@ -134,3 +136,84 @@ def test_only_the_groups_reading_what_moved_are_recomputed() -> None:
     assert {"clv", "ltv_to_cac", "revenue"} <= kpis_reading(frozenset({"invoiced"}), "month")
     assert "clv" not in kpis_reading(frozenset({"invoiced"}), "week")  # clv: a month or longer
     assert kpis_reading(frozenset({"calls", "a_component_no_group_reads"}), "day") is None
+
+
+# Found in review: ways a partial recompute published less than a whole one.
+TODAY = "2026-03-02"
+
+
+def ts(day: str) -> float:
+    return datetime.fromisoformat(day + "T12:00:00+00:00").timestamp()
+
+
+def missing(moved: KpiView, everything: KpiView, stamp: float) -> list[str]:
+    got, want = published(moved.refresh(stamp)), published(everything.refresh(stamp))
+    assert set(got) <= set(want)
+    return sorted(set(want) - set(got))
+
+
+def test_a_new_scope_whose_first_cell_is_a_snapshot_gets_its_rolling_windows_whole() -> None:
+    # update() marks a new scope's rolling windows `_rolling_full`, but only a cell with a
+    # day puts them in `_rolling_dirty`: the take consumes `_rolling_full` without taking
+    # the windows, and the next take recomputes them partially although never published.
+    moved, everything = views()
+    for view in (moved, everything):
+        view.rollup.update(0, "rep:a", TODAY, CellUpdate({"calls": D(1)}, {}))
+        view.rollup.see_time(ts(TODAY))
+    moved.refresh(1.0), everything.refresh(1.0)
+    for view in (moved, everything):  # rep:s's first cell: an open opportunity (no day)
+        view.rollup.update(0, "rep:s", "", CellUpdate({"open_opps|stage=demo": D(1)}, {}))
+    assert not missing(moved, everything, 2.0)
+    for view in (moved, everything):  # then its first call, the same day
+        view.rollup.update(0, "rep:s", TODAY, CellUpdate({"calls": D(1)}, {}))
+    lost = missing(moved, everything, 3.0)
+    assert not lost, (len(lost), lost[:4])
+
+
+def recovered(rollup_class) -> RollupStep:
+    step = RollupStep(views()[0].config)
+    items = [
+        (table_key(0, "rep:a", TODAY), STORED_PARTS.encode(StoredParts(ts(TODAY), {0: ({"calls": "1"}, {})}))),
+        # rep:x's only cell emptied before the crash: RollupStep.recover `remember`s it
+        (table_key(0, "rep:x", "2026-02-20"), STORED_PARTS.encode(StoredParts(ts(TODAY), {}))),
+    ]
+    step.recover(items, {0})
+    if rollup_class is EverythingRollup:  # the same state, in the reference rollup
+        ref = EverythingRollup(step.config.tz)
+        ref.__dict__.update(step.rollup.__dict__)
+        step.rollup = ref
+        step.view = KpiView(ref, step.config)
+        step.view.republish_all()
+    return step
+
+
+def test_a_scope_first_recovered_from_an_emptied_cell_gets_its_current_periods_whole() -> None:
+    # remember() puts rep:x in `scopes`, so its first live cell is not a new scope's: no
+    # `_mark_current`, no `_full`; its current periods, never published, come out partial.
+    moved, everything = recovered(None), recovered(EverythingRollup)
+    assert not missing(moved.view, everything.view, 1.0)  # the republish round
+    for step in (moved, everything):
+        step.rollup.update(0, "rep:x", TODAY, CellUpdate({"calls": D(1)}, {}))
+    lost = missing(moved.view, everything.view, 2.0)
+    assert not lost, (len(lost), lost[:4])
+
+
+def test_a_series_taken_whole_and_not_yet_recomputed_stays_whole() -> None:
+    # take_changed's comment: "A series still waiting from an earlier take has moved in both
+    # takes' components". A series waiting *whole* (absent from `_moved`: here the rolling
+    # windows after a day move) that a later take sees partially is recomputed partially:
+    # the KPIs of the other groups keep the old window's bounds and numbers.
+    moved, everything = views()
+    for view in (moved, everything):
+        view.rollup.update(0, "rep:a", "2026-03-01", CellUpdate({"calls": D(1), "invoiced": D(5)}, {}))
+        view.rollup.see_time(ts("2026-03-01"))
+        view.refresh(1.0)
+        view.rollup.see_time(ts(TODAY))  # the day moves: every rolling window moved
+        view.take_changed()  # taken; the flush ends before computing them (a send raising)
+        view.rollup.update(0, "rep:a", TODAY, CellUpdate({"calls": D(1)}, {}))
+    stamp = "2026-03-02T12:00:00Z"
+    got = published([r for s in moved.take_changed() for r in moved.changed_records(s, stamp)])
+    want = published([r for s in everything.take_changed() for r in everything.changed_records(s, stamp)])
+    lost = sorted(set(want) - set(got))
+    assert not lost, (len(lost), lost[:4])
+    assert "revenue|rep:a|7d|" in want

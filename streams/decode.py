@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Context, Decimal, DecimalException, Inexact, InvalidOperation, Overflow
 from typing import Any, Union
 
@@ -28,6 +28,13 @@ from streams.decode_checks import (  # MAX_NESTING: re-exported, callers import 
 _typed_union: Any = Union[wire.ENVELOPES]  # `X | Y` cannot be built from a tuple
 _timestamp_shape = re.compile(wire.RFC3339_PATTERN)
 _multiply = CONVERSION_CONTEXT.multiply
+# The times an event may carry. The calendar reaches a year back from an event's day (the
+# previous period of a year, a rolling window's start), and Python's dates end at year 1:
+# a "no date" placeholder such as 0001-01-01T00:00:00Z (Go's zero time, common in exports)
+# would pass the shape check and then crash every flush, again after every restart.
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
+_EARLIEST_TS, _LATEST_TS = EARLIEST.timestamp(), LATEST.timestamp()
 # Σ quantity × unit_price must be exact to compare with a sent total: with the caps on
 # both factors 100 digits always suffice unless a value carries absurd decimals, which
 # Inexact then reports instead of silently rounding.
@@ -313,9 +320,14 @@ def _epoch(text: str, field: str) -> float:
         raise InvalidEvent("bad_value", f"{field}: not an RFC 3339 date-time with an offset")
     try:
         # upper(): RFC 3339 allows a lower-case t and z, fromisoformat does not.
-        return datetime.fromisoformat(text.upper()).timestamp()
+        ts = datetime.fromisoformat(text.upper()).timestamp()
     except (ValueError, OverflowError):
         raise InvalidEvent("bad_value", f"{field}: not a valid date-time") from None
+    if not _EARLIEST_TS <= ts < _LATEST_TS:
+        raise InvalidEvent(
+            "bad_value", f"{field}: outside {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} (a placeholder date?)"
+        )
+    return ts
 
 
 def _money(

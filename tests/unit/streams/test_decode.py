@@ -235,6 +235,11 @@ def test_custom_rates_are_used(decoder: Decoder) -> None:
         ("2026-11-28T09:15:00-00:00", T0_EPOCH),
         ("2026-11-28T09:15:00.25Z", T0_EPOCH + 0.25),
         ("2026-11-28T09:15:00.123456789Z", T0_EPOCH + 0.123456),
+        # The first and last seconds accepted (1900-01-01 is 25,567 days before 1970,
+        # 9000-01-01 2,567,655 days after).
+        ("1900-01-01T00:00:00Z", -25_567 * 86_400),
+        ("1900-01-01T01:00:00+01:00", -25_567 * 86_400),
+        ("8999-12-31T23:59:59Z", 2_567_655 * 86_400 - 1),
     ],
 )
 def test_occurred_at_becomes_epoch_seconds(decoder: Decoder, occurred_at: str, epoch: float) -> None:
@@ -396,6 +401,13 @@ BAD = [
     ("hour 24", _at("2026-11-28T24:00:00Z"), "bad_value"),
     ("offset of a day", _at("2026-11-28T09:15:00+24:00"), "bad_value"),
     ("year zero", _at("0000-01-01T00:00:00Z"), "bad_value"),
+    # A placeholder date passes the shape check, but its previous year is year 0.
+    ("year one (a zero-time placeholder)", _at("0001-01-01T00:00:00Z"), "bad_value"),
+    ("a second before 1900", _at("1899-12-31T23:59:59Z"), "bad_value"),
+    ("1900 reached through an offset", _at("1900-01-01T00:30:00+01:00"), "bad_value"),
+    ("year 9000", _at("9000-01-01T00:00:00Z"), "bad_value"),
+    ("year 9999 late in the day behind UTC", _at("9999-12-31T23:59:59-23:59"), "bad_value"),
+    ("due_at in year one", _invoice([LINE], due_at="0001-01-01T00:00:00Z"), "bad_value"),
     ("naive due_at", _invoice([LINE], due_at="2026-12-28"), "bad_value"),
     ("schema_version 2", record("email.sent", {"rep_id": "r"}, schema_version=2), "bad_value"),
     ("negative duration", record("call.logged", {"rep_id": "r", "duration_s": -1}), "bad_value"),

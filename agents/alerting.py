@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import time
 from typing import Any
 
 import faust
@@ -28,6 +30,7 @@ from kpi_state.watermark import HEARTBEAT_SCOPE
 from kpi_state.codec import CELLS, Cells
 
 log = logging.getLogger(__name__)
+REDIS_REFRESH_S = 60.0
 
 
 class AlertOutput:
@@ -46,6 +49,14 @@ class AlertOutput:
                           if d.config.type == "alertmanager"]
         self.redis = RedisAlerts(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
         self._redis_backlog: list[tuple[str, bytes, dict[str, Any]]] = []
+        # Redis may hold none of this worker's firing alerts: at the start, after a recovery
+        # (the scopes owned changed), after a failed write (Redis may have restarted empty).
+        self._redis_resync = True
+        # Alerts change rarely, so a Redis restarted between two writes would go unseen:
+        # the firing alerts are set again this often anyway (a few fields, not announced).
+        self.redis_refresh_s = REDIS_REFRESH_S
+        self._redis_synced_at = -math.inf
+        self.clock = time.monotonic
         self.history = AlertHistory()
         self._waiting: dict[str, set[str]] = {}  # record id → notifiers not done with it yet
         self._reconciled = True
@@ -74,6 +85,7 @@ class AlertOutput:
     async def recovered(self) -> None:
         """The steps just took their state back: unpublished entries need a look at kpi.alerts."""
         self._reconciled = False
+        self._redis_resync = True
         self._waiting.clear()
         self.beats.clear()  # the rollup's watermark starts over: tell it every stream time again
         await self.heartbeats()
@@ -86,14 +98,16 @@ class AlertOutput:
             fresh = [entry for entry in self.book.outbox() if not entry.published]
             for entry in fresh:
                 await out.send(self.topic, entry.key.encode(), entry.record)
+            sent = {entry.id for entry in fresh}
             if fresh:
                 await out.flush()
-                self.book.mark_published({entry.id for entry in fresh})
+                self.book.mark_published(sent)
             for entry in self.book.outbox():
                 if entry.id in self._waiting:
                     continue
                 record = json.loads(entry.record)
-                if entry in fresh:
+                # By id: the outbox's entries are copies marked published by now.
+                if entry.id in sent:
                     self._redis_backlog.append((entry.key, entry.record, record))
                 self._notify(entry.id, record)
             await self._to_redis()
@@ -125,15 +139,27 @@ class AlertOutput:
             self.book.delivered({ident})  # persisted by the next state write
 
     async def _to_redis(self) -> None:
-        if self.redis is None or not self._redis_backlog:
+        if self.redis is None:
+            return
+        records = list(self._redis_backlog)
+        now = self.clock()
+        resync = self._redis_resync or now - self._redis_synced_at >= self.redis_refresh_s
+        # Set after the changes, so the hash ends as the book is now.
+        active = self.book.active_by_key() if resync else []
+        if not records and not active:
+            if resync:  # nothing fires: nothing to set
+                self._redis_resync, self._redis_synced_at = False, now
             return
         try:
-            await self.redis.write(self._redis_backlog)
+            await self.redis.write(records, active)
         except Exception as exc:  # noqa: BLE001 - Redis down must not stop alerts
             self.runtime.metrics.sink_errors.labels("redis").inc()
             log.warning("redis alert write failed, will retry: %s", type(exc).__name__)
+            self._redis_resync = True
             return
-        self._redis_backlog.clear()
+        del self._redis_backlog[: len(records)]  # what came meanwhile goes with the next write
+        if resync:
+            self._redis_resync, self._redis_synced_at = False, now
 
     def _active_records(self) -> list[dict[str, Any]]:
         return [json.loads(body) for body in self.book.active()]

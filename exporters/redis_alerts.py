@@ -24,9 +24,15 @@ class RedisAlerts:
     def active_key(self) -> str:
         return f"{self.prefix}:alerts:active"
 
-    async def write(self, records: Sequence[tuple[str, bytes, dict[str, Any]]]) -> None:
-        """(kpi.alerts key, JSON body, record) in order: firing sets the field, resolved deletes it."""
-        if not records:
+    async def write(self, records: Sequence[tuple[str, bytes, dict[str, Any]]],
+                    active: Sequence[tuple[str, bytes]] = ()) -> None:
+        """Transitions, then the firing alerts as they are now.
+
+        `records`, (kpi.alerts key, JSON body, record) in order: firing sets the field,
+        resolved deletes it, and each is announced on the channel. `active`, (key, body):
+        set only, never announced (a subscriber hears of each transition once).
+        """
+        if not records and not active:
             return
         if self.client is None:
             self.client = aioredis.from_url(self.url, socket_connect_timeout=5)
@@ -37,6 +43,8 @@ class RedisAlerts:
             else:
                 pipe.hdel(self.active_key, key)
             pipe.publish(f"{self.prefix}:alerts", body)
+        if active:
+            pipe.hset(self.active_key, mapping=dict(active))
         await pipe.execute()
 
     async def close(self) -> None:

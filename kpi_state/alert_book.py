@@ -170,3 +170,12 @@ class AlertBook:
     def active(self) -> list[bytes]:
         """Firing records of every owned scope (what /alerts and Alertmanager re-sends show)."""
         return [body for scope in sorted(self.scopes) for body in self.scopes[scope].firing.values()]
+
+    def active_by_key(self) -> list[tuple[str, bytes]]:
+        """(kpi.alerts key, firing record) of every owned scope: Redis's active hash, rewritten."""
+        out = []
+        for scope in sorted(self.scopes):
+            for slot, body in self.scopes[scope].firing.items():
+                kpi, window = slot.split("|")
+                out.append((alert_key(kpi, scope, window), body))
+        return out

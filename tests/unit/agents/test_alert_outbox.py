@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 import agents.alerting as alerting
 from agents.alerting import AlertOutput
 from agents.rollup_step import RollupStep
+from exporters.pipeline_metrics import PipelineMetrics
 from kpi_state.day_cells import CellUpdate
 from kpi_state.kpi_view import ViewConfig
 from kpi_state.thresholds import load_thresholds
@@ -62,9 +63,10 @@ def ts(day: str, hour: int = 12) -> float:
     return datetime.fromisoformat(day).replace(hour=hour, tzinfo=timezone.utc).timestamp()
 
 
-def cells(day: str, won: int, lost: int, beat: str) -> list[NS]:
+def cells(day: str, won: int, lost: int, beat: str, kpi_scope: str = "rep:a") -> list[NS]:
     update = CellUpdate({"won": Decimal(won), "lost": Decimal(lost)}, {})
-    return [NS(key=b"rep:a", value=CELLS.encode(Cells.of(0, ts(day), {day: update})), partition=0, offset=0),
+    return [NS(key=kpi_scope.encode(), value=CELLS.encode(Cells.of(0, ts(day), {day: update})), partition=0,
+               offset=0),
             NS(key=HEARTBEAT_SCOPE.encode(), value=CELLS.encode(Cells.of(0, ts(beat), {})), partition=0, offset=0)]
 
 
@@ -145,3 +147,91 @@ async def test_a_day_judged_before_the_crash_is_not_judged_again(broker):
     # The same cells again (re-read after the crash) change nothing.
     rt2.rollup.process(cells("2026-11-02", 0, 9, "2026-11-03"))
     assert len(rt2.rollup.alerts.outbox()) == 1
+
+
+class FakeRedisAlerts:
+    """RedisAlerts' effect: the active hash and the channel; `down` makes a write fail."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, bytes] = {}
+        self.channel: list[str] = []
+        self.down = False
+
+    async def write(self, records, active=()) -> None:
+        if self.down:
+            raise ConnectionError("redis down")
+        for key, body, record in records:
+            if record["status"] == "firing":
+                self.active[key] = body
+            else:
+                self.active.pop(key, None)
+            self.channel.append(json.loads(body)["status"])
+        self.active.update(active)
+
+
+async def test_the_active_hash_follows_firing_and_resolved_records(broker):
+    rt = runtime(FakeOut())
+    rt.output = AlertOutput(rt, STATE, "cells")
+    rt.output.redis = redis = FakeRedisAlerts()
+    rt.rollup.process(cells("2026-11-02", 0, 9, "2026-11-03"))
+    await rt.output.after_batch()
+    [(key, body)] = redis.active.items()
+    assert key == "win_rate|rep:a|month" and json.loads(body)["status"] == "firing"
+    assert redis.channel == ["firing"]
+    rt.rollup.process(cells("2026-11-03", 9, 0, "2026-11-04"))
+    await rt.output.after_batch()
+    assert redis.active == {} and redis.channel == ["firing", "resolved"]
+
+
+async def test_redis_back_empty_after_an_outage_gets_the_firing_alerts_again(broker):
+    rt = runtime(FakeOut())
+    rt.metrics = PipelineMetrics(CollectorRegistry())
+    rt.output = AlertOutput(rt, STATE, "cells")
+    rt.output.redis = redis = FakeRedisAlerts()
+    rt.rollup.process(cells("2026-11-02", 0, 9, "2026-11-03"))
+    await rt.output.after_batch()
+    firing = dict(redis.active)
+    # Redis restarts empty while a transition is written: that write fails.
+    redis.active.clear()
+    redis.down = True
+    rt.rollup.process(cells("2026-11-03", 0, 9, "2026-11-04", kpi_scope="rep:b"))
+    await rt.output.after_batch()
+    redis.down = False
+    await rt.output.after_batch()
+    assert set(redis.active) == set(firing) | {"win_rate|rep:b|month"}
+    assert redis.active["win_rate|rep:a|month"] == firing["win_rate|rep:a|month"]
+    assert redis.channel == ["firing", "firing"]  # rep:a's set again, not announced again
+    assert rt.metrics.sink_errors.labels("redis")._value.get() == 1
+
+
+async def test_redis_restarted_between_two_writes_is_refilled_within_the_refresh(broker):
+    rt = runtime(FakeOut())
+    rt.output = AlertOutput(rt, STATE, "cells")
+    rt.output.redis = redis = FakeRedisAlerts()
+    now = [1000.0]
+    rt.output.clock = lambda: now[0]
+    rt.rollup.process(cells("2026-11-02", 0, 9, "2026-11-03"))
+    await rt.output.after_batch()
+    firing = dict(redis.active)
+    redis.active.clear()  # restarted empty, no write failed
+    now[0] += rt.output.redis_refresh_s - 1
+    await rt.output.after_batch()
+    assert redis.active == {}
+    now[0] += 1
+    await rt.output.after_batch()
+    assert redis.active == firing and redis.channel == ["firing"]
+
+
+async def test_a_restarted_worker_sets_its_recovered_firing_alerts(broker):
+    out = FakeOut()
+    rt = runtime(out)
+    rt.output = AlertOutput(rt, STATE, "cells")
+    rt.rollup.process(cells("2026-11-02", 0, 9, "2026-11-03"))
+    await rt.output.after_batch()
+    broker.extend(out.sent[ALERTS])
+    state = [(k, v, p) for k, v, p in out.sent[STATE]]
+    rt2 = restarted(state, FakeOut())
+    rt2.output.redis = redis = FakeRedisAlerts()  # a Redis that never saw the first worker's write
+    await rt2.output.recovered()
+    await rt2.output.after_batch()
+    assert list(redis.active) == ["win_rate|rep:a|month"] and redis.channel == []

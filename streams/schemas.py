@@ -365,13 +365,19 @@ def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
+OUTPUTS_DIR = "outputs"  # beside the inputs' files: the records the pipeline writes
+
+
 def write_schemas(out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from streams.output_schemas import output_schemas  # the kpi_state side, imported when asked
+
     written = []
-    for name, schema in json_schemas().items():
-        path = out_dir / schema_file_name(name)
-        path.write_text(render(schema), encoding="utf-8")
-        written.append(path)
+    for folder, schemas in ((out_dir, json_schemas()), (out_dir / OUTPUTS_DIR, output_schemas(JSON_SCHEMA_DIALECT))):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, schema in schemas.items():
+            path = folder / schema_file_name(name)
+            path.write_text(render(schema), encoding="utf-8")
+            written.append(path)
     return written
 
 

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from types import SimpleNamespace as NS
 
+import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -24,6 +25,7 @@ from kpi_state.kpi_view import ViewConfig
 from kpi_state.thresholds import load_thresholds
 from kpi_state.watermark import HEARTBEAT_SCOPE
 from kpi_state.codec import CELLS, Cells
+from streams.output_schemas import AlertRecord
 from streams.settings import DEFAULT_STAGES
 
 THRESHOLDS = load_thresholds(textwrap.dedent("""\
@@ -177,6 +179,9 @@ async def test_the_active_hash_follows_firing_and_resolved_records(broker):
     await rt.output.after_batch()
     [(key, body)] = redis.active.items()
     assert key == "win_rate|rep:a|month" and json.loads(body)["status"] == "firing"
+    # What the worker writes is what schemas/outputs/kpi.alerts.json describes.
+    for _, value, _ in rt.out.sent[ALERTS]:
+        assert msgspec.to_builtins(msgspec.convert(json.loads(value), AlertRecord)) == json.loads(value)
     assert redis.channel == ["firing"]
     rt.rollup.process(cells("2026-11-03", 9, 0, "2026-11-04"))
     await rt.output.after_batch()

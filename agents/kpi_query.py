@@ -6,6 +6,7 @@ import difflib
 from dataclasses import dataclass
 from datetime import date
 
+from kpi_state.calendar import CALENDAR_WINDOWS
 from kpi_state.catalogue import CATALOGUE
 from kpi_state.rollup import WINDOWS
 
@@ -79,6 +80,12 @@ def parse_query(params: dict[str, str]) -> KpiQuery:
         )
     scope, window = params.get("scope") or None, params.get("window") or None
     kpi, start = params.get("kpi") or None, params.get("start") or None
+    if start and window and window in WINDOWS and window not in CALENDAR_WINDOWS:
+        # A rolling window or `all` has one record, the current one: no start picks another.
+        raise QueryError(
+            "start", f"start picks a calendar window ({', '.join(CALENDAR_WINDOWS)}); "
+            f"{window} has only its current record: leave start out", CALENDAR_WINDOWS,
+        )
     return KpiQuery(
         scope=check_scope(scope) if scope else None,
         window=check_window(window) if window else None,

@@ -13,7 +13,7 @@ def test_empty_values_mean_any():
 
 
 def test_good_values_pass():
-    query = parse_query({"scope": "team:t-emea-1", "window": "7d", "kpi": "win_rate", "start": "2026-11-01"})
+    query = parse_query({"scope": "team:t-emea-1", "window": "month", "kpi": "win_rate", "start": "2026-11-01"})
     assert query.scope == "team:t-emea-1" and query.start == date(2026, 11, 1)
 
 
@@ -28,6 +28,8 @@ def test_good_values_pass():
         ({"scope": "rep:"}, "scope", "needs an id", "rep:ID"),
         ({"scope": "rep: r-1"}, "scope", "needs an id", "rep:ID"),
         ({"start": "last week"}, "start", "2026-11-01", None),
+        ({"window": "30d", "start": "2026-10-15"}, "start", "30d has only its current record", "month"),
+        ({"window": "all", "start": "2026-10-15"}, "start", "start picks a calendar window", "day"),
         ({"colour": "red"}, "colour", "parameters: scope, window, kpi, start", "scope"),
     ],
 )

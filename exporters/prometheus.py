@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
@@ -12,6 +13,8 @@ from prometheus_client.utils import floatToGoString
 
 from kpi_state.catalogue import CATALOGUE, KpiSpec
 from kpi_state.records import KpiValue, scope_kind_and_id
+
+_KIND_ORDER = {"global": 0, "region": 1, "team": 2}  # then reps, then any other kind
 
 STATUS_CODES = {"green": 0, "amber": 1, "red": 2, "unknown": -1}
 STATUS_METRIC = "sales_kpi_status"
@@ -142,15 +145,21 @@ class KpiCollector(Collector):
         }
 
     def _bounded(self, records: Iterable[KpiValue]) -> Iterator[KpiValue]:
-        seen: dict[tuple[str, str], set[str]] = {}
-        folded: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], list[KpiValue]] = {}
+        # The bound is per KPI, over every scope kind (the contract's "series per KPI"). The
+        # few upper scopes are admitted first, global to teams, so a board's totals never
+        # fold before a rep does.
+        by_kind: list[list[KpiValue]] = [[] for _ in range(len(_KIND_ORDER) + 1)]
         for record in records:
-            kind, ident = scope_kind_and_id(record.scope)
-            idents = seen.setdefault((record.kpi, kind), set())
-            if ident in idents or len(idents) < self.max_series:
-                idents.add(ident)
+            by_kind[_KIND_ORDER.get(record.scope.partition(":")[0], len(_KIND_ORDER))].append(record)
+        seen: dict[str, set[str]] = {}
+        folded: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], list[KpiValue]] = {}
+        for record in itertools.chain.from_iterable(by_kind):
+            scopes = seen.setdefault(record.kpi, set())
+            if record.scope in scopes or len(scopes) < self.max_series:
+                scopes.add(record.scope)
                 yield record
             else:
+                kind, _ = scope_kind_and_id(record.scope)
                 dims = tuple(sorted(record.dims.items()))
                 folded.setdefault((record.kpi, kind, record.window, dims), []).append(record)
         for (kpi, kind, window, _), group in folded.items():

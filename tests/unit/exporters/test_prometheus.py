@@ -234,6 +234,22 @@ def test_scope_ids_past_the_bound_fold_into_other():
     assert folds == [("calls", 3)]
 
 
+def test_the_bound_counts_every_scope_of_a_kpi_upper_scopes_first():
+    # Reps come first in the records, yet global and the teams are the ones kept.
+    records = [record("calls", f"rep:r-{i}", 1) for i in range(3)]
+    records += [record("calls", "team:t-1", 3), record("calls", "global", 3), record("calls", "team:t-2", 0)]
+    records += [record("emails", "rep:r-0", 7)]  # another KPI has a bound of its own
+    text, folds = scrape(records, max_series=3)
+    kept = {line.split("{")[1].split("}")[0] for line in text.splitlines() if line.startswith("sales_kpi_calls{")}
+    assert kept == {'scope_id="global",scope_kind="global",window="day"',
+                    'scope_id="t-1",scope_kind="team",window="day"',
+                    'scope_id="t-2",scope_kind="team",window="day"',
+                    'scope_id="other",scope_kind="rep",window="day"'}
+    assert 'sales_kpi_calls{scope_id="other",scope_kind="rep",window="day"} 3.0' in text
+    assert 'sales_kpi_emails{scope_id="r-0",scope_kind="rep",window="day"} 7.0' in text
+    assert folds == [("calls", 3)]
+
+
 def test_the_fold_keeps_dims_apart():
     records = [
         record("stage_conversion", f"rep:r-{i}", None, num=n, den=d, window="30d", dims=dims)

@@ -20,6 +20,7 @@ from streams.decode_checks import (  # MAX_NESTING: re-exported, callers import 
     _check_json,
     _check_text,
     _has_duplicate_keys,
+    _has_unicode_escape,
     _validation_error,
 )
 
@@ -93,7 +94,11 @@ class Decoder:
             raise InvalidEvent("not_json", "malformed JSON") from None
         if _has_duplicate_keys(raw, envelope):
             raise InvalidEvent("not_json", "duplicate key in a JSON object")
-        return self._builders[type(envelope)](envelope)
+        event = self._builders[type(envelope)](envelope)
+        # A '|' (or an escape that could spell one) is rare: only then are the ids looked at.
+        if b"|" in raw or _has_unicode_escape(raw):
+            _check_scope_ids(event)
+        return event
 
     # --- shared checks ---------------------------------------------------------------
 
@@ -303,6 +308,18 @@ class Decoder:
 
 
 # --- values --------------------------------------------------------------------------
+
+
+_SCOPE_ID_FIELDS = ("rep_id", "team_id", "region_id")
+
+
+def _check_scope_ids(event: ev.Event) -> None:
+    """Ids that name a scope must not hold the '|' that separates the parts of a KPI key."""
+    # `calls|rep:a|b|all|` would read as rep `a` and window `b`; two scopes could share a key.
+    for field in _SCOPE_ID_FIELDS:
+        value = getattr(event, field, None)
+        if value and "|" in value:
+            raise InvalidEvent("bad_value", f"data.{field}: must not contain '|' (it separates a KPI key's parts)")
 
 
 def _envelope_fields(env: Any) -> dict[str, Any]:

@@ -392,6 +392,12 @@ BAD = [
     ("empty event_id", record("email.sent", {"rep_id": "r"}, event_id=""), "bad_value"),
     ("event_id too long", record("email.sent", {"rep_id": "r"}, event_id="e" * 129), "bad_value"),
     ("empty rep_id", record("email.sent", {"rep_id": ""}), "bad_value"),
+    # A scope id's '|' would read as the next part of a KPI key.
+    ("rep_id with a bar", record("email.sent", {"rep_id": "r|day"}), "bad_value"),
+    ("rep_id with an escaped bar", OK_HEAD + b'"data":{"rep_id":"r\\u007cday"}}', "bad_value"),
+    ("team_id with a bar", record("rep.upserted", {"rep_id": "r", "team_id": "t|1", "region_id": "x"}), "bad_value"),
+    ("region_id with a bar", record("rep.upserted", {"rep_id": "r", "team_id": "t", "region_id": "x|"}), "bad_value"),
+    ("spend's team_id with a bar", _paid("spend.recorded", amount=1, category="marketing", team_id="|t"), "bad_value"),
     ("naive timestamp", _at("2026-11-28T09:15:00"), "bad_value"),
     ("date only", _at("2026-11-28"), "bad_value"),
     ("offset without colon", _at("2026-11-28T09:15:00+0100"), "bad_value"),

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+import msgspec
+
 from kpi_state.contributions import Contribution
 from kpi_state.directory import RepDirectory
 
@@ -31,21 +33,37 @@ def _key(component: str, dims: tuple[tuple[str, str], ...]) -> str:
     return key
 
 
-# Cells of past days are stored packed: (component keys, total, total, ...), the keys a sorted
-# tuple shared by every cell holding the same components. A dict per cell cost about four
-# times as much, and the cells of every past (scope, day) are most of an engine's memory
-# (docs/BENCHMARKS.md, sixth round); old days still change now and then (a win counts on
-# its opportunity's creation day), so a packed cell is unpacked when it is touched.
-_LAYOUTS: dict[tuple[str, ...], tuple[str, ...]] = {}
-Packed = tuple  # (keys, *totals)
+# Cells of past days are stored packed: one msgpack array, [layout, total, total, ...], the
+# layout an index into `_LAYOUT_KEYS`, the sorted component keys shared by every cell that
+# holds the same components. Counts are msgpack ints, Decimal totals their exact text
+# (Decimal(str(d)) is d again, exponent included). The cells of every past (scope, day) are
+# most of an engine's memory: a dict per cell cost about four times a tuple of the totals
+# (docs/BENCHMARKS.md, sixth round), and a tuple about three times these bytes, its Decimals
+# 104 B each (twelfth round). Old days still change now and then (a win counts on its
+# opportunity's creation day), so a packed cell is unpacked when it is touched.
+_LAYOUTS: dict[tuple[str, ...], int] = {}
+_LAYOUT_KEYS: list[tuple[str, ...]] = []
+Packed = bytes | tuple  # msgpack [layout, *totals]; (keys, *totals) for what msgpack cannot hold
+_pack_array = msgspec.msgpack.Encoder(decimal_format="string").encode
+_unpack_array = msgspec.msgpack.Decoder().decode
 
 
 def _pack(values: dict[str, Any]) -> Packed:
     keys = tuple(sorted(k for k, v in values.items() if v != 0))
     layout = _LAYOUTS.get(keys)
     if layout is None:
-        layout = _LAYOUTS[keys] = keys
-    return (layout, *(values[k] for k in layout))
+        layout = _LAYOUTS[keys] = len(_LAYOUT_KEYS)
+        _LAYOUT_KEYS.append(keys)
+    totals = [values[k] for k in keys]
+    try:
+        return _pack_array([layout, *totals])
+    except OverflowError:  # a count beyond 64 bits: kept as objects
+        return (keys, *totals)
+
+
+def _unpacked(stored: bytes) -> Iterable[tuple[str, Any]]:
+    layout, *totals = _unpack_array(stored)
+    return zip(_LAYOUT_KEYS[layout], [Decimal(v) if type(v) is str else v for v in totals])
 
 
 def _items(stored: dict[str, Any] | Packed | None) -> Iterable[tuple[str, Any]]:
@@ -53,6 +71,8 @@ def _items(stored: dict[str, Any] | Packed | None) -> Iterable[tuple[str, Any]]:
         return ()
     if type(stored) is dict:
         return stored.items()
+    if type(stored) is bytes:
+        return _unpacked(stored)
     return zip(stored[0], stored[1:])
 
 

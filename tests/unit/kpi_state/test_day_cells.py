@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from kpi_state.contributions import Contribution
-from kpi_state.day_cells import CellUpdate, DayCells, as_decimal, component_key
+from kpi_state.day_cells import CellUpdate, DayCells, _items, _pack, as_decimal, component_key
 from kpi_state.directory import RepDirectory
 
 MON, TUE = "2026-03-02", "2026-03-03"
@@ -128,7 +131,7 @@ def test_a_past_days_cell_is_packed_once_taken_and_keeps_counting_exactly() -> N
     c.apply([created("b", TUE)])  # Tuesday is now the newest day: Monday's cells get packed
     c.take_dirty()
     monday = c.values[("rep:a", MON)]
-    assert type(monday) is tuple  # no dict per past cell: most of an engine's memory
+    assert type(monday) is bytes  # no dict nor Decimal objects per past cell: most of an engine's memory
     assert type(c.values[("rep:b", TUE)]) is dict
     # Monday changes again (a late win, a withdrawal): the totals go on from where they were,
     # and a component back at zero leaves the cell.
@@ -198,3 +201,26 @@ def test_a_count_lands_in_the_scopes_of_when_it_was_counted() -> None:
     for c in (counted, applied):
         c.directory.place("a", "t2", "north")
     assert counted.take_dirty() == applied.take_dirty()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(
+    st.sampled_from(["calls", "bookings", "won", "stage_days_sum|stage=demo", "cycle_days_sum"]),
+    st.one_of(st.integers(min_value=-(2**70), max_value=2**70),
+              st.decimals(allow_nan=False, allow_infinity=False, places=None)),
+))
+def test_a_packed_cell_gives_back_each_total_exactly(values) -> None:
+    # Exactly: the same type, and for a Decimal the same sign, digits and exponent
+    # (1E+2 and 100 are equal, yet print differently downstream).
+    kept = {k: v for k, v in values.items() if v != 0}
+    back = dict(_items(_pack(values)))
+    assert back == kept
+    for key, value in kept.items():
+        assert type(back[key]) is type(value)
+        if isinstance(value, D):
+            assert back[key].as_tuple() == value.as_tuple()
+
+
+def test_counts_beyond_64_bits_stay_exact_unpacked() -> None:
+    packed = _pack({"calls": 2**64, "bookings": D("1.5")})
+    assert dict(_items(packed)) == {"calls": 2**64, "bookings": D("1.5")}

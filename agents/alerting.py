@@ -49,13 +49,13 @@ class AlertOutput:
                           if d.config.type == "alertmanager"]
         self.redis = RedisAlerts(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
         self._redis_backlog: list[tuple[str, bytes, dict[str, Any]]] = []
-        # Redis may hold none of this worker's firing alerts: at the start, after a recovery
-        # (the scopes owned changed), after a failed write (Redis may have restarted empty).
-        self._redis_resync = True
-        # Alerts change rarely, so a Redis restarted between two writes would go unseen:
-        # the firing alerts are set again this often anyway (a few fields, not announced).
-        self.redis_refresh_s = REDIS_REFRESH_S
+        # When the firing alerts were last set in Redis; -inf: now. Redis may hold none of
+        # them at the start, after a recovery (the scopes owned changed), after a failed
+        # write (it may have restarted empty). Alerts change rarely, so a Redis restarted
+        # between two writes would go unseen: they are set again this often anyway (a few
+        # fields, not announced).
         self._redis_synced_at = -math.inf
+        self.redis_refresh_s = REDIS_REFRESH_S
         self.clock = time.monotonic
         self.history = AlertHistory()
         self._waiting: dict[str, set[str]] = {}  # record id → notifiers not done with it yet
@@ -85,7 +85,7 @@ class AlertOutput:
     async def recovered(self) -> None:
         """The steps just took their state back: unpublished entries need a look at kpi.alerts."""
         self._reconciled = False
-        self._redis_resync = True
+        self._redis_synced_at = -math.inf
         self._waiting.clear()
         self.beats.clear()  # the rollup's watermark starts over: tell it every stream time again
         await self.heartbeats()
@@ -143,23 +143,23 @@ class AlertOutput:
             return
         records = list(self._redis_backlog)
         now = self.clock()
-        resync = self._redis_resync or now - self._redis_synced_at >= self.redis_refresh_s
+        resync = now - self._redis_synced_at >= self.redis_refresh_s
         # Set after the changes, so the hash ends as the book is now.
         active = self.book.active_by_key() if resync else []
         if not records and not active:
             if resync:  # nothing fires: nothing to set
-                self._redis_resync, self._redis_synced_at = False, now
+                self._redis_synced_at = now
             return
         try:
             await self.redis.write(records, active)
         except Exception as exc:  # noqa: BLE001 - Redis down must not stop alerts
             self.runtime.metrics.sink_errors.labels("redis").inc()
             log.warning("redis alert write failed, will retry: %s", type(exc).__name__)
-            self._redis_resync = True
+            self._redis_synced_at = -math.inf
             return
         del self._redis_backlog[: len(records)]  # what came meanwhile goes with the next write
         if resync:
-            self._redis_resync, self._redis_synced_at = False, now
+            self._redis_synced_at = now
 
     def _active_records(self) -> list[dict[str, Any]]:
         return [json.loads(body) for body in self.book.active()]

@@ -169,10 +169,10 @@ class AlertBook:
 
     def active(self) -> list[bytes]:
         """Firing records of every owned scope (what /alerts and Alertmanager re-sends show)."""
-        return [body for scope in sorted(self.scopes) for body in self.scopes[scope].firing.values()]
+        return [body for _, body in self.active_by_key()]
 
     def active_by_key(self) -> list[tuple[str, bytes]]:
-        """(kpi.alerts key, firing record) of every owned scope: Redis's active hash, rewritten."""
+        """(kpi.alerts key, firing record) of every owned scope (Redis's active hash)."""
         out = []
         for scope in sorted(self.scopes):
             for slot, body in self.scopes[scope].firing.items():
